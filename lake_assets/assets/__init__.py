@@ -1,0 +1,1 @@
+"""Assets, a module per layer: raw -> lake -> warehouse."""

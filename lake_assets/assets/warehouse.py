@@ -1,0 +1,79 @@
+"""warehouse/*: tables loaded from the lake; a partition replaces exactly its month."""
+
+import time
+
+import dagster as dg
+
+from lake_assets import layout
+from lake_assets.assets.lake import table_schema
+from lake_assets.partitions import monthly_partitions, partition_month
+from lake_assets.resources import LakeStorage, Warehouse
+from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
+
+# One writer at a time for the DuckDB file; dagster.yaml limits this pool to 1 and the DuckDB
+# resource also waits for the file lock on its own.
+WAREHOUSE_POOL = "warehouse"
+
+
+def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
+    contract = contract_for(service)
+
+    @dg.asset(
+        key=["warehouse", f"{service}_tripdata"],
+        group_name="warehouse",
+        partitions_def=monthly_partitions,
+        deps=[dg.AssetKey(["lake", f"{service}_tripdata"])],
+        pool=WAREHOUSE_POOL,
+        code_version="1",
+        kinds={"duckdb", "table"},
+        metadata={"dagster/column_schema": table_schema(contract)},
+        description=(
+            f"Table nyc_taxi.{contract.name}: each partition is the slice whose source_month is "
+            "that month, replaced in one transaction from the lake Parquet."
+        ),
+    )
+    def warehouse_trips(
+        context: dg.AssetExecutionContext, lake: LakeStorage, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
+        month = partition_month(context)
+        started = time.monotonic()
+        result = warehouse.replace_month(
+            contract, month, lake.uri(layout.lake_trip_path(service, month))
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows_loaded,
+                "table": result.table,
+                "rows_loaded": result.rows_loaded,
+                "table_rows": result.table_rows,
+                "seconds": round(time.monotonic() - started, 3),
+            }
+        )
+
+    return warehouse_trips
+
+
+@dg.asset(
+    key=["warehouse", "taxi_zones"],
+    group_name="warehouse",
+    deps=[dg.AssetKey(["lake", "taxi_zones"])],
+    pool=WAREHOUSE_POOL,
+    code_version="1",
+    kinds={"duckdb", "table"},
+    metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
+)
+def warehouse_taxi_zones(lake: LakeStorage, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Table nyc_taxi.taxi_zones, replaced whole from the lake Parquet."""
+    result = warehouse.replace_table(TAXI_ZONES, lake.uri(layout.LAKE_ZONES_PATH))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.rows_loaded,
+            "table": result.table,
+            "rows_loaded": result.rows_loaded,
+        }
+    )
+
+
+warehouse_assets: list[dg.AssetsDefinition] = [build_warehouse_trip_asset(s) for s in SERVICES] + [
+    warehouse_taxi_zones
+]

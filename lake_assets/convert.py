@@ -1,0 +1,392 @@
+"""CSV (plain or gzip) -> typed Parquet with one fixed schema per service, streamed through DuckDB.
+
+No Dagster import. DuckDB's CSV reader parses in record batches and its Parquet writer flushes row
+groups as it goes, so memory stays flat however large the month is; its rejects table names the
+line, column and raw text of every row that does not fit, which is what our errors quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from lake_assets.schemas import TableContract
+
+BAD_ROWS_MODES = ("fail", "quarantine")
+# Enough for the reader's batches and Parquet row groups; DuckDB spills past it rather than grow.
+DEFAULT_MEMORY_LIMIT = "384MB"
+REJECTS_HEADER = ["line", "column", "value", "error", "raw_line"]
+_NON_INTEGRAL = "lake_assets:non_integral:"
+
+
+class BadInputError(ValueError):
+    """The file does not fit the contract. Names the file, line, column and value."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        line: int | None = None,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.value = value
+
+
+@dataclass(frozen=True)
+class Reject:
+    line: int
+    column: str
+    value: str
+    error: str
+    raw_line: str
+
+
+@dataclass
+class ConversionResult:
+    rows_written: int
+    rows_rejected: int
+    header: list[str]
+    missing_columns: list[str]
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows_written + self.rows_rejected
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open_text(path: str | os.PathLike) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def read_header(path: str | os.PathLike, name: str) -> list[str]:
+    with _open_text(path) as f:
+        try:
+            first = next(csv.reader(f))
+        except StopIteration:
+            raise BadInputError(
+                f"{name}: line 1: the file is empty (no header line)", file=name, line=1
+            ) from None
+        except (EOFError, OSError, gzip.BadGzipFile) as e:
+            raise BadInputError(f"{name}: cannot read the header: {e}", file=name, line=1) from e
+    if first and first[0].startswith("\ufeff"):
+        first[0] = first[0][1:]
+    return [h.strip() for h in first]
+
+
+def map_header(
+    header: list[str], contract: TableContract, name: str
+) -> list[tuple[str, str | None]]:
+    """Pair each source column with the contract column it fills (None: an empty trailing header).
+
+    Raises BadInputError for an unknown or duplicated column: silently dropping a column the
+    contract does not know would lose data.
+    """
+    by_source = contract.source_map()
+    pairs: list[tuple[str, str | None]] = []
+    seen: dict[str, str] = {}
+    for idx, src in enumerate(header):
+        if src == "" and idx == len(header) - 1 and idx > 0:
+            # "a,b," headers: the rows carry one more, always empty, field.
+            pairs.append((f"_trailing_{idx}", None))
+            continue
+        col = by_source.get(src.lower())
+        if col is None or col.name == "source_month":
+            raise BadInputError(
+                f"{name}: line 1, column {idx + 1}: unknown column {src!r}; the "
+                f"{contract.name} contract has {', '.join(contract.column_names[:-1])}",
+                file=name,
+                line=1,
+                column=src,
+                value=src,
+            )
+        if col.name in seen:
+            raise BadInputError(
+                f"{name}: line 1, column {idx + 1}: {src!r} maps to {col.name!r}, which "
+                f"{seen[col.name]!r} already fills",
+                file=name,
+                line=1,
+                column=src,
+                value=src,
+            )
+        seen[col.name] = src
+        pairs.append((src, col.name))
+    return pairs
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _reader_type(contract_type: str) -> str:
+    # Integers are parsed as DOUBLE and checked below: DuckDB's integer parser accepts "2.5" and
+    # rounds it, which would silently change an id. "264.0" (pandas-written ids) stays accepted.
+    return {"int64": "DOUBLE", "float64": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMP"}[
+        contract_type
+    ]
+
+
+def _int_expr(src: str) -> str:
+    s = _q(src)
+    return (
+        f"CASE WHEN {s} IS NULL THEN NULL "
+        f"WHEN isfinite({s}) AND {s} = trunc({s}) AND abs({s}) < 9.0e18 THEN CAST({s} AS BIGINT) "
+        f"ELSE error({_lit(_NON_INTEGRAL + src)}) END"
+    )
+
+
+def _int_ok(src: str) -> str:
+    s = _q(src)
+    return f"({s} IS NULL OR (isfinite({s}) AND {s} = trunc({s}) AND abs({s}) < 9.0e18))"
+
+
+@dataclass
+class _Plan:
+    read_csv: str
+    select: str
+    int_sources: list[str]
+    missing: list[str]
+
+
+def _plan(
+    path: str, pairs: list[tuple[str, str | None]], contract: TableContract, month: date | None
+) -> _Plan:
+    by_target = {target: src for src, target in pairs if target is not None}
+    reader_cols = []
+    for src, target in pairs:
+        rtype = "VARCHAR" if target is None else _reader_type(contract.column(target).type)
+        reader_cols.append(f"{_lit(src)}: {_lit(rtype)}")
+    compression = "gzip" if is_gzip(path) else "none"
+    read_csv = (
+        f"read_csv({_lit(path)}, header=true, auto_detect=false, delim=',', quote='\"', "
+        f"escape='\"', nullstr='', compression={_lit(compression)}, "
+        f"columns={{{', '.join(reader_cols)}}}, store_rejects=true, "
+        "rejects_table='csv_rejects', rejects_scan='csv_reject_scans', null_padding=false)"
+    )
+    exprs, int_sources, missing = [], [], []
+    for col in contract.columns:
+        if col.name == "source_month":
+            if month is None:
+                raise ValueError(f"{contract.name} needs a partition month for source_month")
+            exprs.append(f"DATE {_lit(month.isoformat())} AS {_q(col.name)}")
+            continue
+        src = by_target.get(col.name)
+        if src is None:
+            missing.append(col.name)
+            exprs.append(f"CAST(NULL AS {col.duckdb_type}) AS {_q(col.name)}")
+        elif col.type == "int64":
+            int_sources.append(src)
+            exprs.append(f"{_int_expr(src)} AS {_q(col.name)}")
+        else:
+            exprs.append(f"{_q(src)} AS {_q(col.name)}")
+    return _Plan(read_csv, ",\n  ".join(exprs), int_sources, missing)
+
+
+def _connect(memory_limit: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": temp_dir})
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def _duckdb_rejects(con: duckdb.DuckDBPyConnection, header: list[str]) -> list[Reject]:
+    """One Reject per bad line: a cut-off row is reported once, as a field-count error."""
+    rows = con.execute(
+        """
+        SELECT line, column_idx, column_name, error_type, error_message, csv_line
+        FROM csv_rejects
+        QUALIFY row_number() OVER (
+            PARTITION BY line
+            ORDER BY
+                CASE WHEN error_type IN ('MISSING COLUMNS', 'TOO MANY COLUMNS') THEN 0 ELSE 1 END,
+                     column_idx
+        ) = 1
+        ORDER BY line
+        """
+    ).fetchall()
+    rejects = []
+    for line, column_idx, column_name, error_type, message, csv_line in rows:
+        raw = (csv_line or "").strip("\r\n")
+        if error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+            fields = next(csv.reader([raw]), [])
+            error = f"expected {len(header)} fields, found {len(fields)}"
+            rejects.append(Reject(int(line), "", raw, error, raw))
+            continue
+        fields = next(csv.reader([raw]), [])
+        value = fields[column_idx - 1] if 0 < column_idx <= len(fields) else ""
+        m = re.search(r"to '([A-Z]+)'", message or "")
+        target = m.group(1) if m else "its type"
+        error = f"cannot parse {value!r} as {target}"
+        rejects.append(Reject(int(line), column_name, value, error, raw))
+    return rejects
+
+
+def _scan_non_integral(
+    path: str, header: list[str], int_sources: list[str], first_only: bool
+) -> list[Reject]:
+    """Rows whose integer fields hold a fraction (slow path: runs only after DuckDB flagged one)."""
+    idx = {name: header.index(name) for name in int_sources}
+    found: list[Reject] = []
+    with _open_text(path) as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for fields in reader:
+            for name, i in idx.items():
+                if i >= len(fields) or fields[i] == "":
+                    continue
+                try:
+                    v = float(fields[i])
+                except ValueError:
+                    continue  # DuckDB reports unparseable numbers itself
+                if v != v or v in (float("inf"), float("-inf")) or v != int(v) or abs(v) >= 9.0e18:
+                    raw = ",".join(fields)
+                    found.append(
+                        Reject(reader.line_num, name, fields[i], "not a whole number", raw)
+                    )
+                    if first_only:
+                        return found
+                    break
+    return found
+
+
+def _raise_first(name: str, contract: TableContract, reject: Reject, total: int) -> None:
+    where = f"{name}: line {reject.line}"
+    if reject.column:
+        where += f", column {reject.column!r}"
+    more = f" ({total - 1} more bad line(s))" if total > 1 else ""
+    raise BadInputError(
+        f"{where}: {reject.error}: {reject.raw_line[:200]!r}{more}. Nothing was written; set "
+        "TLC_BAD_ROWS=quarantine to divert bad rows to a rejects file instead.",
+        file=name,
+        line=reject.line,
+        column=reject.column or None,
+        value=reject.value,
+    )
+
+
+def write_rejects(rejects: list[Reject], path: str | os.PathLike) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(REJECTS_HEADER)
+        for r in rejects:
+            w.writerow([r.line, r.column, r.value, r.error, r.raw_line])
+
+
+def csv_to_parquet(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    contract: TableContract,
+    month: date | None,
+    *,
+    name: str | None = None,
+    bad_rows: str = "fail",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int | None = None,
+) -> ConversionResult:
+    """Convert one CSV file to dest (zstd Parquet with exactly the contract's schema).
+
+    bad_rows="fail": any row that does not fit raises BadInputError and dest is not created.
+    bad_rows="quarantine": such rows are left out and returned as rejects; the caller stores them.
+    """
+    if bad_rows not in BAD_ROWS_MODES:
+        raise ValueError(f"bad_rows must be one of {BAD_ROWS_MODES}, not {bad_rows!r}")
+    src, dest = str(src), Path(dest)
+    name = name or src
+    header = read_header(src, name)
+    pairs = map_header(header, contract, name)
+    plan = _plan(src, pairs, contract, month)
+    tmp_dest = dest.with_name(dest.name + ".inprogress")
+    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as spill:
+        con = _connect(memory_limit, spill)
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        try:
+            extra: list[Reject] = []
+            where = ""
+            while True:
+                sql = (
+                    f"COPY (SELECT\n  {plan.select}\nFROM {plan.read_csv}{where}) "
+                    f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
+                )
+                try:
+                    written = con.execute(sql).fetchone()[0]
+                    break
+                except duckdb.Error as e:
+                    _cleanup(tmp_dest)
+                    if _NON_INTEGRAL not in str(e):
+                        raise _wrap_duckdb_error(e, name) from e
+                    if bad_rows == "fail" or where:
+                        bad = _scan_non_integral(src, header, plan.int_sources, first_only=True)
+                        if not bad:  # pragma: no cover - DuckDB and Python disagree on a value
+                            raise _wrap_duckdb_error(e, name) from e
+                        _raise_first(name, contract, bad[0], 1)
+                    extra = _scan_non_integral(src, header, plan.int_sources, first_only=False)
+                    con.execute(
+                        "DROP TABLE IF EXISTS csv_rejects; DROP TABLE IF EXISTS csv_reject_scans"
+                    )
+                    where = "\nWHERE " + " AND ".join(_int_ok(s) for s in plan.int_sources)
+            rejects = sorted(_duckdb_rejects(con, header) + extra, key=lambda r: r.line)
+        finally:
+            con.close()
+    if rejects and bad_rows == "fail":
+        _cleanup(tmp_dest)
+        _raise_first(name, contract, rejects[0], len(rejects))
+    os.replace(tmp_dest, dest)
+    return ConversionResult(
+        rows_written=int(written),
+        rows_rejected=len(rejects),
+        header=header,
+        missing_columns=plan.missing,
+        rejects=rejects,
+    )
+
+
+def _cleanup(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _wrap_duckdb_error(e: duckdb.Error, name: str) -> BadInputError:
+    text = str(e)
+    m = re.search(r"Line: (\d+)", text)
+    line = int(m.group(1)) if m else None
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    where = f"{name}: line {line}" if line else name
+    return BadInputError(f"{where}: {first}", file=name, line=line)
+
+
+def parquet_rows(path: str | os.PathLike) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def iter_rejects(path: str | os.PathLike) -> Iterator[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        yield from csv.DictReader(f)

@@ -1,0 +1,101 @@
+"""The roles a backend plays. Assets type-hint these bases; definitions picks implementations."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import BinaryIO
+
+import dagster as dg
+
+from lake_assets.fetch import FetchResult
+from lake_assets.schemas import TableContract
+
+
+class LakeStorage(dg.ConfigurableResource, abc.ABC):
+    """Files by path relative to the lake root. Every write is all-or-nothing."""
+
+    @abc.abstractmethod
+    def uri(self, path: str) -> str:
+        """Where path lives, as a URI a user or an engine can read (file://, gs://)."""
+
+    @abc.abstractmethod
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        """A binary file that becomes path only if the block exits cleanly."""
+
+    @abc.abstractmethod
+    def put_file(self, local_file: Path, path: str) -> None:
+        """Publish a finished local file at path atomically (the local file may be moved)."""
+
+    @abc.abstractmethod
+    @contextmanager
+    def local_copy(self, path: str) -> Iterator[Path]:
+        """A local file with path's bytes, for engines that read local files."""
+
+    @abc.abstractmethod
+    @contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        """A scratch folder whose files put_file can publish cheaply; removed afterwards."""
+
+    @abc.abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abc.abstractmethod
+    def size(self, path: str) -> int: ...
+
+    @abc.abstractmethod
+    def delete(self, path: str) -> None:
+        """Remove path if present."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    rows_loaded: int
+    table_rows: int
+
+
+class Warehouse(dg.ConfigurableResource, abc.ABC):
+    """Tables loaded from lake files; a month is replaced as one transaction."""
+
+    @abc.abstractmethod
+    def table_name(self, contract: TableContract) -> str:
+        """Fully qualified name users query, e.g. nyc_taxi.yellow_tripdata."""
+
+    @abc.abstractmethod
+    def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
+        """Make the table's source_month slice exactly the rows of the Parquet file."""
+
+    @abc.abstractmethod
+    def replace_table(self, contract: TableContract, parquet_uri: str) -> LoadResult:
+        """Make the whole table exactly the rows of the Parquet file."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Run a read-only query; rows as tuples."""
+
+
+class TripSource(dg.ConfigurableResource, abc.ABC):
+    """Where monthly trip files and the zone lookup are published."""
+
+    @abc.abstractmethod
+    def trip_url(self, service: str, month: date) -> str: ...
+
+    @abc.abstractmethod
+    def zones_url(self) -> str: ...
+
+    @abc.abstractmethod
+    def download(self, url: str, out: BinaryIO) -> FetchResult:
+        """Stream url into out. Raises lake_assets.fetch.SourceError subclasses."""
+
+
+class IngestPolicy(dg.ConfigurableResource):
+    """What the lake step does with rows that do not fit the contract."""
+
+    bad_rows: str = "fail"
+    memory_limit: str = "384MB"

@@ -1,0 +1,216 @@
+"""The laptop backend: a folder for the lake, a DuckDB file for the warehouse."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import BinaryIO
+
+import dagster as dg
+import duckdb
+
+from lake_assets.resources.base import LakeStorage, LoadResult, Warehouse
+from lake_assets.schemas import TableContract, duckdb_ddl
+
+STAGING = ".staging"
+
+
+class LocalLake(LakeStorage):
+    """Lake in a local folder (LAKE_DIR). Writes go to a temporary name, then os.replace."""
+
+    base_dir: str = "data/lake"
+
+    @property
+    def root(self) -> Path:
+        return Path(self.base_dir).resolve()
+
+    def _path(self, path: str) -> Path:
+        full = (self.root / path).resolve()
+        if self.root not in full.parents:
+            raise ValueError(f"lake path {path!r} leaves the lake root {self.root}")
+        return full
+
+    def uri(self, path: str) -> str:
+        return self._path(path).as_uri()
+
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        final = self._path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            _unlink(Path(tmp))
+            raise
+
+    def put_file(self, local_file: Path, path: str) -> None:
+        final = self._path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local_file, final)
+        except OSError:
+            # Another filesystem: copy beside the target first so the rename stays atomic.
+            with open(local_file, "rb") as src, self.open_write(path) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+    @contextmanager
+    def local_copy(self, path: str) -> Iterator[Path]:
+        full = self._path(path)
+        if not full.is_file():
+            raise FileNotFoundError(f"{self.uri(path)} is not in the lake; materialize it first")
+        yield full
+
+    @contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        parent = self.root / STAGING
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=parent) as d:
+            yield Path(d)
+
+    def exists(self, path: str) -> bool:
+        return self._path(path).is_file()
+
+    def size(self, path: str) -> int:
+        return self._path(path).stat().st_size
+
+    def delete(self, path: str) -> None:
+        _unlink(self._path(path))
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _is_lock_error(e: Exception) -> bool:
+    text = str(e).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+class DuckDBWarehouse(Warehouse):
+    """Warehouse in one DuckDB file (DUCKDB_PATH), schema nyc_taxi.
+
+    DuckDB lets one process write a file at a time. Writers therefore wait for the lock (with
+    backoff, up to lock_timeout_seconds) instead of failing, whatever the Dagster pool limits are.
+    """
+
+    path: str = "data/warehouse.duckdb"
+    schema_name: str = "nyc_taxi"
+    lock_timeout_seconds: float = 1800.0
+    memory_limit: str = "512MB"
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay, waited = 0.05, False
+        log = dg.get_dagster_logger()
+        while True:
+            try:
+                con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
+                break
+            except duckdb.IOException as e:
+                if not _is_lock_error(e) or time.monotonic() > deadline:
+                    raise
+                if not waited:
+                    log.info(f"{self.path} is locked by another writer; waiting for it")
+                    waited = True
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def table_name(self, contract: TableContract) -> str:
+        return f"{self.schema_name}.{contract.name}"
+
+    def _prepare(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> str:
+        table = self.table_name(contract)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
+        con.execute(duckdb_ddl(contract, table))
+        have = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [self.schema_name, contract.name],
+            ).fetchall()
+        ]
+        if have != contract.column_names:
+            raise RuntimeError(
+                f"{table} has columns {have}, but the {contract.name} contract is "
+                f"{contract.column_names}; drop or migrate the table before loading"
+            )
+        return table
+
+    def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
+        src = _local_path(parquet_uri)
+        cols = ", ".join(f'"{c}"' for c in contract.column_names)
+        with self.connect() as con:
+            table = self._prepare(con, contract)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {table} WHERE source_month = ?", [month])
+                loaded = con.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)", [src]
+                ).fetchone()[0]
+                stray = con.execute(
+                    "SELECT count(*) FROM read_parquet(?) WHERE source_month IS DISTINCT FROM ?",
+                    [src, month],
+                ).fetchone()[0]
+                if stray:
+                    raise ValueError(
+                        f"{parquet_uri}: {stray} rows have a source_month other than {month}"
+                    )
+                total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return LoadResult(table=table, rows_loaded=int(loaded), table_rows=int(total))
+
+    def replace_table(self, contract: TableContract, parquet_uri: str) -> LoadResult:
+        src = _local_path(parquet_uri)
+        cols = ", ".join(f'"{c}"' for c in contract.column_names)
+        with self.connect() as con:
+            table = self._prepare(con, contract)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {table}")
+                loaded = con.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)", [src]
+                ).fetchone()[0]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return LoadResult(table=table, rows_loaded=int(loaded), table_rows=int(loaded))
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+def _local_path(uri: str) -> str:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        return urllib.request.url2pathname(parsed.path)
+    if parsed.scheme == "":
+        return uri
+    raise ValueError(f"the DuckDB warehouse reads local lake files, not {uri}")

@@ -1,0 +1,4 @@
+# Packaging lives in pyproject.toml; this shim keeps `python setup.py develop` and older tools working.
+from setuptools import setup
+
+setup()
