@@ -7,6 +7,7 @@ import dagster as dg
 from lake_assets.assets.lake import lake_assets
 from lake_assets.assets.raw import raw_assets
 from lake_assets.assets.warehouse import warehouse_assets
+from lake_assets.jobs import jobs
 from lake_assets.resources import DuckDBWarehouse, IngestPolicy, LocalLake, UrlTemplateSource
 from lake_assets.settings import Settings
 
@@ -30,6 +31,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*raw_assets, *lake_assets, *warehouse_assets],
+        jobs=jobs,
         resources=build_resources(settings),
     )
 

@@ -177,7 +177,7 @@ def write_month(service: str, month: date, rows: int, dest: str | Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     options = pacsv.WriteOptions(include_header=False, quoting_style="none", delimiter=",")
-    with open(tmp, "wb") as raw, igzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    with open(tmp, "wb") as raw, igzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write((",".join(HEADERS[service]) + "\n").encode())
         done, chunk = 0, 0
         while done < rows:
@@ -246,6 +246,16 @@ def main(argv: list[str] | None = None) -> None:
     rows = {"yellow": args.rows, "green": max(1, args.rows // 4), "fhv": max(1, args.rows // 2)}
     for path in write_mirror(args.out, args.services, args.months, rows):
         print(path)
+
+
+def gzip_text(path: str | Path) -> str:
+    """The text of a gzip file (for tests and tools that edit a generated month)."""
+    with igzip.open(path, "rt", newline="") as f:
+        return f.read()
+
+
+def gzip_bytes(text: str) -> bytes:
+    return igzip.compress(text.encode(), mtime=0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""Shared fixtures: a real HTTP server on 127.0.0.1, generated months, the real TLC samples."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from lake_assets import generator
+from lake_assets.definitions import build_definitions
+from lake_assets.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+# Where the real TLC samples are: TLC_SAMPLES_DIR, else ../shared/data/tlc beside the repo.
+SAMPLES_DIR = Path(os.environ.get("TLC_SAMPLES_DIR") or REPO.parent / "shared" / "data" / "tlc")
+SOURCE_TEMPLATE = "{service}/{service}_tripdata_{year}-{month}.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    if not (SAMPLES_DIR / "PROVENANCE.md").is_file():
+        pytest.skip(
+            f"real TLC samples not found at {SAMPLES_DIR} (set TLC_SAMPLES_DIR to the folder "
+            "holding PROVENANCE.md and the *.sample.csv.gz files)"
+        )
+    return SAMPLES_DIR
+
+
+@dataclass
+class Behaviour:
+    """Per-path overrides the test server applies before serving files."""
+
+    status: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
+    hits: dict[str, int] = field(default_factory=dict)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    behaviour: Behaviour
+
+    def log_message(self, *args) -> None:  # keep pytest output readable
+        pass
+
+    def _override(self) -> bool:
+        path = self.path.split("?")[0]
+        self.behaviour.hits[path] = self.behaviour.hits.get(path, 0) + 1
+        queue = self.behaviour.status.get(path)
+        if queue:
+            code = queue.pop(0)
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        return False
+
+    def do_GET(self) -> None:
+        if not self._override():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if not self._override():
+            super().do_HEAD()
+
+
+@dataclass
+class FileServer:
+    root: Path
+    url: str
+    behaviour: Behaviour
+
+    def put(self, rel: str, data: bytes | Path) -> Path:
+        dest = self.root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            shutil.copyfile(data, dest)
+        else:
+            dest.write_bytes(data)
+        return dest
+
+    def trip_path(self, service: str, month: str) -> Path:
+        return self.root / service / f"{service}_tripdata_{month}.csv.gz"
+
+    def publish(self, service: str, month: str, rows: int) -> Path:
+        y, m = (int(x) for x in month.split("-"))
+        return generator.write_month(service, date(y, m, 1), rows, self.trip_path(service, month))
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[FileServer]:
+    root = tmp_path / "www"
+    root.mkdir()
+    behaviour = Behaviour()
+    handler = type(
+        "Handler",
+        (_Handler,),
+        {"behaviour": behaviour, "__init__": _handler_init(str(root))},
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield FileServer(root, f"http://127.0.0.1:{server.server_address[1]}", behaviour)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _handler_init(directory: str):
+    def __init__(self, *args, **kwargs):
+        http.server.SimpleHTTPRequestHandler.__init__(self, *args, directory=directory, **kwargs)
+
+    return __init__
+
+
+@pytest.fixture
+def settings(tmp_path: Path, http_server: FileServer) -> Settings:
+    generator.write_zones(http_server.root / "misc" / "taxi_zone_lookup.csv")
+    return Settings(
+        tlc_source_url=f"{http_server.url}/{SOURCE_TEMPLATE}",
+        tlc_zones_url=f"{http_server.url}/misc/taxi_zone_lookup.csv",
+        lake_dir=str(tmp_path / "lake"),
+        duckdb_path=str(tmp_path / "warehouse.duckdb"),
+        http_timeout=10,
+    )
+
+
+@pytest.fixture
+def defs(settings: Settings):
+    return build_definitions(settings)

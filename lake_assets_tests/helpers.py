@@ -1,0 +1,81 @@
+"""Small helpers the asset tests share."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dagster as dg
+import duckdb
+
+from lake_assets.schemas import SERVICES
+
+TRIP_LAYERS = ("raw", "lake", "warehouse")
+
+
+def trip_selection(*services: str, layers=TRIP_LAYERS) -> list[str]:
+    return [f"{layer}/{s}_tripdata" for s in (services or SERVICES) for layer in layers]
+
+
+ZONES = ["raw/taxi_zones", "lake/taxi_zones", "warehouse/taxi_zones"]
+
+
+def materialize(defs: dg.Definitions, selection, partition: str | None = None, **kwargs):
+    return dg.materialize(
+        list(defs.assets),
+        selection=selection,
+        partition_key=partition,
+        resources=defs.resources,
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def month_counts(duckdb_path: str, table: str) -> dict[str, int]:
+    con = duckdb.connect(duckdb_path, read_only=True)
+    try:
+        rows = con.execute(
+            f"SELECT strftime(source_month, '%Y-%m'), count(*) FROM nyc_taxi.{table} "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+def metadata(result, key: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise KeyError(key)
+
+
+def failure_message(result) -> str:
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures, "expected a failed step"
+    info = failures[0].event_specific_data.error
+    texts = []
+    while info is not None:
+        texts.append(info.message)
+        info = info.cause
+    return "\n".join(texts)
+
+
+def failed_step(result) -> str:
+    return [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0].step_key
+
+
+def hold_duckdb_lock(path: str, seconds: float) -> subprocess.Popen:
+    """Another process that opens path for writing and keeps it for seconds (or until killed)."""
+    code = (
+        "import duckdb, sys, time\n"
+        "c = duckdb.connect(sys.argv[1])\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "c.close()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, path, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc

@@ -1,0 +1,135 @@
+"""Tier 3: the code location loads and exposes the public interface, in every environment."""
+
+import importlib
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import tomllib
+import yaml
+
+from lake_assets.definitions import build_definitions
+from lake_assets.partitions import monthly_partitions
+from lake_assets.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PUBLIC_KEYS = {
+    *(
+        f"{layer}/{s}_tripdata"
+        for layer in ("raw", "lake", "warehouse")
+        for s in ("yellow", "green", "fhv")
+    ),
+    "raw/taxi_zones",
+    "lake/taxi_zones",
+    "warehouse/taxi_zones",
+}
+
+
+def _graph(defs: dg.Definitions):
+    return defs.resolve_asset_graph()
+
+
+def test_module_exposes_defs_with_the_public_asset_keys(monkeypatch):
+    for name in ("LAKE_ENV", "TLC_SOURCE_URL", "LAKE_DIR", "DUCKDB_PATH", "TLC_BAD_ROWS"):
+        monkeypatch.delenv(name, raising=False)
+    module = importlib.reload(importlib.import_module("lake_assets.definitions"))
+    assert isinstance(module.defs, dg.Definitions)
+    keys = {k.to_user_string() for k in _graph(module.defs).get_all_asset_keys()}
+    assert keys == PUBLIC_KEYS
+
+
+def test_loads_with_every_setting_overridden(tmp_path):
+    settings = Settings.from_env(
+        {
+            "LAKE_ENV": "local",
+            "TLC_SOURCE_URL": "file:///m/{service}/{service}_tripdata_{year}-{month}.csv.gz",
+            "TLC_ZONES_URL": "file:///m/misc/taxi_zone_lookup.csv",
+            "LAKE_DIR": str(tmp_path / "lake"),
+            "DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+            "TLC_BAD_ROWS": "quarantine",
+        }
+    )
+    defs = build_definitions(settings)
+    defs.validate_loadable(defs)
+    assert defs.resources["ingest"].bad_rows == "quarantine"
+    assert defs.resources["lake"].base_dir == str(tmp_path / "lake")
+
+
+def test_partitions_are_the_mirror_span():
+    keys = monthly_partitions.get_partition_keys()
+    assert (keys[0], keys[-1], len(keys)) == ("2019-01", "2021-07", 31)
+
+
+def test_groups_prefixes_partitions_pools_and_descriptions():
+    defs = build_definitions(Settings())
+    graph = _graph(defs)
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        layer, name = key.path
+        assert node.group_name == layer
+        assert node.description, f"{key.to_user_string()} needs a description (UI)"
+        assert node.code_version
+        assert (node.partitions_def == monthly_partitions) == name.endswith("_tripdata")
+        assert (node.pools == {"warehouse"}) == (layer == "warehouse")
+        if layer in ("lake", "warehouse"):
+            assert node.metadata["dagster/column_schema"].columns
+        if layer != "raw":
+            (parent,) = node.parent_keys
+            assert parent.path == [{"lake": "raw", "warehouse": "lake"}[layer], name]
+
+
+def test_workspace_and_pyproject_name_the_module():
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "lake_assets.definitions"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["tool"]["dagster"]["module_name"] == "lake_assets.definitions"
+    deps = " ".join(pyproject["project"]["dependencies"])
+    for lower_bound in ("dagster>=1.13", "dagster-webserver>=1.13", "dagster-duckdb>=0.29"):
+        assert lower_bound in deps
+
+
+def test_shipped_instance_config_limits_the_warehouse_pool():
+    config = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_env_example_lists_every_setting():
+    text = (REPO / ".env.example").read_text()
+    for name in (
+        "LAKE_ENV",
+        "TLC_SOURCE_URL",
+        "TLC_ZONES_URL",
+        "LAKE_DIR",
+        "DUCKDB_PATH",
+        "TLC_BAD_ROWS",
+    ):
+        assert f"\n{name}=" in text
+
+
+@pytest.mark.parametrize("env", [{"LAKE_ENV": "gcp"}])
+def test_unsupported_backend_fails_at_load_naming_it(env):
+    with pytest.raises(ValueError, match="LAKE_ENV='gcp' is not supported"):
+        Settings.from_env(env)
+
+
+def test_jobs_one_per_service_one_for_all_and_zones():
+    defs = build_definitions(Settings())
+    expected = {
+        "yellow_tripdata_job": {
+            "raw/yellow_tripdata",
+            "lake/yellow_tripdata",
+            "warehouse/yellow_tripdata",
+        },
+        "green_tripdata_job": {
+            "raw/green_tripdata",
+            "lake/green_tripdata",
+            "warehouse/green_tripdata",
+        },
+        "fhv_tripdata_job": {"raw/fhv_tripdata", "lake/fhv_tripdata", "warehouse/fhv_tripdata"},
+        "all_tripdata_job": {k for k in PUBLIC_KEYS if k.endswith("_tripdata")},
+        "taxi_zones_job": {"raw/taxi_zones", "lake/taxi_zones", "warehouse/taxi_zones"},
+    }
+    for name, keys in expected.items():
+        job = defs.resolve_job_def(name)
+        assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == keys
+        assert (job.partitions_def == monthly_partitions) == (name != "taxi_zones_job")

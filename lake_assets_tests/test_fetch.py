@@ -1,0 +1,81 @@
+import gzip
+import hashlib
+import io
+
+import pytest
+
+from lake_assets import fetch
+
+
+def test_http_download_streams_bytes_and_hashes(http_server):
+    body = gzip.compress(b"a,b\n1,2\n" * 1000, mtime=0)
+    http_server.put("y/f.csv.gz", body)
+    out = io.BytesIO()
+    result = fetch.download(f"{http_server.url}/y/f.csv.gz", out)
+    assert out.getvalue() == body
+    assert (result.bytes, result.sha256, result.gzip) == (
+        len(body),
+        hashlib.sha256(body).hexdigest(),
+        True,
+    )
+
+
+def test_multi_member_gzip_is_complete(http_server):
+    body = gzip.compress(b"a\n1\n", mtime=0) + gzip.compress(b"2\n", mtime=0)
+    http_server.put("m.csv.gz", body)
+    assert fetch.download(f"{http_server.url}/m.csv.gz", io.BytesIO()).bytes == len(body)
+
+
+def test_404_is_not_found_naming_the_url(http_server):
+    url = f"{http_server.url}/yellow/yellow_tripdata_2030-01.csv.gz"
+    with pytest.raises(fetch.SourceNotFound, match=r"yellow_tripdata_2030-01.csv.gz: HTTP 404"):
+        fetch.download(url, io.BytesIO())
+
+
+def test_5xx_is_transient(http_server):
+    http_server.put("f.csv.gz", gzip.compress(b"x\n"))
+    http_server.behaviour.status["/f.csv.gz"] = [503]
+    with pytest.raises(fetch.TransientSourceError, match="HTTP 503"):
+        fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO())
+    # the server recovered: the next request succeeds
+    assert fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO()).gzip
+
+
+def test_truncated_gzip_is_corrupt(http_server):
+    body = gzip.compress(b"a,b\n" + b"1,2\n" * 50000)
+    http_server.put("cut.csv.gz", body[: len(body) // 2])
+    with pytest.raises(fetch.CorruptDownload, match="cut.csv.gz: gzip stream is truncated"):
+        fetch.download(f"{http_server.url}/cut.csv.gz", io.BytesIO())
+
+
+def test_gz_name_with_other_content_is_corrupt(http_server):
+    http_server.put("page.csv.gz", b"<html>rate limited</html>")
+    with pytest.raises(fetch.CorruptDownload, match="expected a gzip file"):
+        fetch.download(f"{http_server.url}/page.csv.gz", io.BytesIO())
+
+
+def test_corrupt_gzip_data(http_server):
+    body = bytearray(gzip.compress(b"a,b\n" + b"1,2\n" * 5000))
+    body[30:60] = b"\xff" * 30
+    http_server.put("bad.csv.gz", bytes(body))
+    with pytest.raises(fetch.CorruptDownload, match="corrupt gzip data"):
+        fetch.download(f"{http_server.url}/bad.csv.gz", io.BytesIO())
+
+
+def test_file_urls(tmp_path):
+    src = tmp_path / "z.csv"
+    src.write_bytes(b'"LocationID"\r\n1\r\n')
+    out = io.BytesIO()
+    assert fetch.download(src.as_uri(), out).bytes == 17
+    with pytest.raises(fetch.SourceNotFound, match="no such file"):
+        fetch.download((tmp_path / "missing.csv").as_uri(), io.BytesIO())
+
+
+def test_connection_refused_is_transient():
+    with pytest.raises(fetch.TransientSourceError):
+        fetch.download("http://127.0.0.1:9/x.csv.gz", io.BytesIO(), timeout=2)
+
+
+def test_unsupported_scheme():
+    with pytest.raises(fetch.SourceError, match="unsupported scheme 'ftp'"):
+        fetch.download("ftp://example.invalid/x.csv", io.BytesIO())
