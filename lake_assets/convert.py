@@ -208,8 +208,15 @@ def _plan(
 
 
 def _connect(memory_limit: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": temp_dir})
-    con.execute("SET preserve_insertion_order = true")
+    # Insertion order is kept so the Parquet rows follow the file's lines.
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "temp_directory": temp_dir,
+            "preserve_insertion_order": True,
+        }
+    )
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -112,7 +112,7 @@ class DuckDBWarehouse(Warehouse):
     path: str = "data/warehouse.duckdb"
     schema_name: str = "nyc_taxi"
     lock_timeout_seconds: float = 1800.0
-    memory_limit: str = "512MB"
+    memory_limit: str = "256MB"
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -122,7 +122,15 @@ class DuckDBWarehouse(Warehouse):
         log = dg.get_dagster_logger()
         while True:
             try:
-                con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
+                con = duckdb.connect(
+                    self.path,
+                    config={
+                        "memory_limit": self.memory_limit,
+                        # Row order inside a table carries no meaning here (the lake keeps file
+                        # order); dropping it halves load time and memory.
+                        "preserve_insertion_order": False,
+                    },
+                )
                 break
             except duckdb.IOException as e:
                 if not _is_lock_error(e) or time.monotonic() > deadline:
@@ -133,6 +141,7 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
+            con.execute("SET enable_progress_bar = false")
             yield con
         finally:
             con.close()
