@@ -34,22 +34,27 @@ def _env(settings, dagster_home: Path) -> dict[str, str]:
     return env
 
 
-def _materialize(env, select: list[str], partition: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [DAGSTER, "asset", "materialize", "-m", "lake_assets.definitions"]
-        + ["--select", ",".join(select), "--partition", partition],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def _materialize(env, select: list[str], partition: str, log: Path | None = None):
+    """Start `dagster asset materialize`; its output goes to log (a file) or to a pipe."""
+    cmd = [DAGSTER, "asset", "materialize", "-m", "lake_assets.definitions"]
+    cmd += ["--select", ",".join(select), "--partition", partition]
+    if log is None:
+        return subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _wait(proc: subprocess.Popen) -> str:
+def _wait(proc: subprocess.Popen, log: Path | None = None) -> str:
     out, _ = proc.communicate(timeout=300)
+    if log is not None:
+        out = log.read_text()
     assert proc.returncode == 0, out[-6000:]
     return out
+
+
+WAITING = "is locked by another writer; waiting for it"
 
 
 def test_parallel_backfill_without_pool_limits_never_hits_a_lock(http_server, settings, tmp_path):
@@ -58,21 +63,25 @@ def test_parallel_backfill_without_pool_limits_never_hits_a_lock(http_server, se
     for i, month in enumerate(months):
         http_server.publish("yellow", month, 20000 + i)
     env = _env(settings, tmp_path / "fresh_home")
-    # Hold the warehouse file while the runs land and convert their months, so that every
-    # warehouse step meets a locked file and the runs then race each other for it.
+    # Another process holds the warehouse file until every run's warehouse step is waiting for
+    # it; then the four runs race each other for the lock.
     holder = hold_duckdb_lock(settings.duckdb_path, seconds=600)
-    procs = [_materialize(env, trip_selection("yellow"), m) for m in months]
-    lake = Path(settings.lake_dir) / "lake" / "yellow_tripdata"
-    deadline = time.monotonic() + 240
-    while len(list(lake.glob("*.parquet"))) < len(months) and time.monotonic() < deadline:
-        assert all(p.poll() is None for p in procs), "a run ended before its warehouse step"
-        time.sleep(0.2)
-    time.sleep(2)
-    holder.kill()
-    holder.wait()
-    outputs = [_wait(p) for p in procs]
+    logs = [tmp_path / f"run_{m}.log" for m in months]
+    procs = [
+        _materialize(env, trip_selection("yellow"), m, log)
+        for m, log in zip(months, logs, strict=True)
+    ]
+    try:
+        deadline = time.monotonic() + 240
+        while not all(WAITING in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, "not every run reached the locked warehouse"
+            assert all(p.poll() is None for p in procs), "a run ended before its warehouse step"
+            time.sleep(0.2)
+    finally:
+        holder.kill()
+        holder.wait()
+    outputs = [_wait(p, log) for p, log in zip(procs, logs, strict=True)]
     assert not any("Could not set lock" in o for o in outputs)
-    assert any("is locked by another writer; waiting for it" in o for o in outputs)
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {
         m: 20000 + i for i, m in enumerate(months)
     }
