@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from lake_assets.assets.lake import lake_assets
+from lake_assets.assets.marts import mart_assets
 from lake_assets.assets.raw import raw_assets
 from lake_assets.assets.warehouse import warehouse_assets
 from lake_assets.jobs import jobs
@@ -30,7 +31,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*raw_assets, *lake_assets, *warehouse_assets],
+        assets=[*raw_assets, *lake_assets, *warehouse_assets, *mart_assets],
         jobs=jobs,
         resources=build_resources(settings),
     )

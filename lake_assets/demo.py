@@ -1,4 +1,4 @@
-"""`make demo`: an offline mirror, then raw -> lake -> warehouse through the Dagster CLI.
+"""`make demo`: an offline mirror, then raw -> lake -> warehouse -> marts through the Dagster CLI.
 
 Reads the same settings as the code location (the Makefile points TLC_SOURCE_URL at the mirror),
 so what it prints is what `make dev` shows in the UI.
@@ -68,6 +68,41 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def top_zones(settings: Settings, month: str, limit: int = 10) -> str:
+    import duckdb
+
+    con = duckdb.connect(settings.duckdb_path, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT service, pickup_borough, pickup_zone, trips, revenue "
+            "FROM nyc_taxi.trips_by_zone_monthly WHERE strftime(source_month, '%Y-%m') = ? "
+            "ORDER BY trips DESC, service, pickup_zone LIMIT ?",
+            [month, limit],
+        ).fetchall()
+        summary_rows = con.execute(
+            "SELECT service, trips, revenue, avg_fare_per_mile, card_share "
+            "FROM nyc_taxi.service_summary_monthly WHERE strftime(source_month, '%Y-%m') = ? "
+            "ORDER BY service",
+            [month],
+        ).fetchall()
+    finally:
+        con.close()
+    lines = [f"top pickup zones of {month} (nyc_taxi.trips_by_zone_monthly)"]
+    lines.append(f"  {'service':<7} {'borough':<13} {'zone':<26} {'trips':>7} {'revenue':>12}")
+    for service, borough, zone, trips, revenue in rows:
+        money = f"{revenue:,.2f}" if revenue is not None else "-"
+        lines.append(f"  {service:<7} {borough:<13} {zone:<26} {trips:>7,} {money:>12}")
+    lines.append(f"services in {month} (nyc_taxi.service_summary_monthly)")
+    for service, trips, revenue, per_mile, card in summary_rows:
+        extra = (
+            f"revenue {revenue:,.2f}, fare/mile {per_mile:.2f}, card {card:.0%}"
+            if revenue is not None
+            else "no fares in fhv data"
+        )
+        lines.append(f"  {service:<7} {trips:>7,} trips, {extra}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--months", nargs="+", default=["2021-01", "2021-02", "2021-03"])
@@ -82,13 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
     _materialize("raw/taxi_zones,lake/taxi_zones,warehouse/taxi_zones", None)
     trips = ",".join(
-        f"{layer}/{s}_tripdata" for s in SERVICES for layer in ("raw", "lake", "warehouse")
+        [f"{layer}/{s}_tripdata" for s in SERVICES for layer in ("raw", "lake", "warehouse")]
+        + ["marts/trips_by_zone_monthly", "marts/service_summary_monthly"]
     )
     for month in args.months:
         seconds = _materialize(trips, month)
-        print(f"  {month}: raw -> lake -> warehouse for {', '.join(SERVICES)} in {seconds:.1f}s")
+        print(f"  {month}: raw -> lake -> warehouse -> marts in {seconds:.1f}s")
     print()
     print(summary(settings))
+    print()
+    print(top_zones(settings, args.months[-1]))
 
 
 if __name__ == "__main__":

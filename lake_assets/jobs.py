@@ -31,10 +31,17 @@ all_trips_job = dg.define_asset_job(
     description="Land, convert and load one month of every service.",
 )
 
+marts_job = dg.define_asset_job(
+    name="marts_job",
+    selection=dg.AssetSelection.groups("marts"),
+    partitions_def=monthly_partitions,
+    description="Rebuild the monthly marts from the warehouse tables.",
+)
+
 taxi_zones_job = dg.define_asset_job(
     name="taxi_zones_job",
     selection=dg.AssetSelection.assets(*(dg.AssetKey([layer, "taxi_zones"]) for layer in LAYERS)),
     description="Land, convert and load the zone lookup.",
 )
 
-jobs = [*service_jobs, all_trips_job, taxi_zones_job]
+jobs = [*service_jobs, all_trips_job, marts_job, taxi_zones_job]

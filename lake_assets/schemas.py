@@ -220,3 +220,44 @@ def duckdb_ddl(contract: TableContract, table: str) -> str:
         f'"{c.name}" {c.duckdb_type}{"" if c.nullable else " NOT NULL"}' for c in contract.columns
     )
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"
+
+
+TRIPS_BY_ZONE_MONTHLY = TableContract(
+    "trips_by_zone_monthly",
+    (
+        _c("service", "string", "yellow, green or fhv."),
+        SOURCE_MONTH,
+        _c("pickup_borough", "string", "Borough of the pickup zone; Unknown when not known."),
+        _c("pickup_zone", "string", "Pickup zone; Unknown when the trip has no known zone."),
+        _c("trips", "int64", "Trips of the month that started in the zone."),
+        _c("passengers", "int64", "Sum of passenger_count (null for fhv)."),
+        _c("revenue", "float64", "Sum of total_amount in USD (null for fhv)."),
+        _c("tips", "float64", "Sum of tip_amount in USD (null for fhv)."),
+        _c("avg_distance_miles", "float64", "Average trip_distance (null for fhv)."),
+        _c("avg_duration_minutes", "float64", "Average dropoff minus pickup, in minutes."),
+    ),
+    "Trips, passengers and revenue per service, month and pickup zone.",
+)
+
+SERVICE_SUMMARY_MONTHLY = TableContract(
+    "service_summary_monthly",
+    (
+        _c("service", "string", "yellow, green or fhv."),
+        SOURCE_MONTH,
+        _c("trips", "int64", "Trips of the month."),
+        _c("revenue", "float64", "Sum of total_amount in USD (null for fhv)."),
+        _c(
+            "avg_fare_per_mile",
+            "float64",
+            "Sum of fare_amount over sum of trip_distance, trips with a positive distance only.",
+        ),
+        _c(
+            "card_share",
+            "float64",
+            "Share of trips with a known payment type that were paid by card (payment_type 1).",
+        ),
+    ),
+    "One row per service and month: trips, revenue, fare per mile, card share.",
+)
+
+MART_CONTRACTS = (TRIPS_BY_ZONE_MONTHLY, SERVICE_SUMMARY_MONTHLY)

@@ -22,6 +22,8 @@ PUBLIC_KEYS = {
     "raw/taxi_zones",
     "lake/taxi_zones",
     "warehouse/taxi_zones",
+    "marts/trips_by_zone_monthly",
+    "marts/service_summary_monthly",
 }
 
 
@@ -69,13 +71,20 @@ def test_groups_prefixes_partitions_pools_and_descriptions():
         assert node.group_name == layer
         assert node.description, f"{key.to_user_string()} needs a description (UI)"
         assert node.code_version
-        assert (node.partitions_def == monthly_partitions) == name.endswith("_tripdata")
-        assert (node.pools == {"warehouse"}) == (layer == "warehouse")
-        if layer in ("lake", "warehouse"):
-            assert node.metadata["dagster/column_schema"].columns
+        assert (node.partitions_def == monthly_partitions) == (name != "taxi_zones")
+        assert (node.pools == {"warehouse"}) == (layer in ("warehouse", "marts"))
         if layer != "raw":
+            assert node.metadata["dagster/column_schema"].columns
+        if layer in ("lake", "warehouse"):
             (parent,) = node.parent_keys
             assert parent.path == [{"lake": "raw", "warehouse": "lake"}[layer], name]
+        if layer == "marts":
+            assert {p.to_user_string() for p in node.parent_keys} == {
+                "warehouse/yellow_tripdata",
+                "warehouse/green_tripdata",
+                "warehouse/fhv_tripdata",
+                "warehouse/taxi_zones",
+            }
 
 
 def test_workspace_and_pyproject_name_the_module():
@@ -128,8 +137,43 @@ def test_jobs_one_per_service_one_for_all_and_zones():
         "fhv_tripdata_job": {"raw/fhv_tripdata", "lake/fhv_tripdata", "warehouse/fhv_tripdata"},
         "all_tripdata_job": {k for k in PUBLIC_KEYS if k.endswith("_tripdata")},
         "taxi_zones_job": {"raw/taxi_zones", "lake/taxi_zones", "warehouse/taxi_zones"},
+        "marts_job": {"marts/trips_by_zone_monthly", "marts/service_summary_monthly"},
     }
     for name, keys in expected.items():
         job = defs.resolve_job_def(name)
         assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == keys
         assert (job.partitions_def == monthly_partitions) == (name != "taxi_zones_job")
+
+
+def test_partitioned_assets_declare_their_checks():
+    defs = build_definitions(Settings())
+    graph = _graph(defs)
+    by_asset: dict[str, dict[str, bool]] = {}
+    for check_key in graph.asset_check_keys:
+        spec = graph.get_check_spec(check_key)
+        by_asset.setdefault(check_key.asset_key.to_user_string(), {})[spec.name] = spec.blocking
+    assert by_asset["lake/yellow_tripdata"] == {
+        "schema_matches_contract": True,
+        "month_not_empty": True,
+        "rows_accounted_for": True,
+        "pickups_in_month": False,
+        "dropoff_after_pickup": False,
+        "location_ids_present": False,
+        "negative_totals": False,
+        "passenger_count_present": False,
+    }
+    assert set(by_asset["lake/fhv_tripdata"]) == {
+        "schema_matches_contract",
+        "month_not_empty",
+        "rows_accounted_for",
+        "pickups_in_month",
+        "dropoff_after_pickup",
+        "location_ids_present",
+    }
+    assert by_asset["warehouse/green_tripdata"] == {"slice_matches_lake": True}
+    assert by_asset["lake/taxi_zones"] == {
+        "schema_matches_contract": True,
+        "unique_location_ids": True,
+        "borough_present": True,
+    }
+    assert by_asset["marts/trips_by_zone_monthly"] == {"every_trip_counted_once": True}

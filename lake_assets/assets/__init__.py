@@ -1,1 +1,1 @@
-"""Assets, a module per layer: raw -> lake -> warehouse."""
+"""Assets, a module per layer: raw -> lake -> warehouse -> marts."""

@@ -1,13 +1,24 @@
 """lake/*: typed Parquet, one fixed schema per service, derived from the raw file."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import dagster as dg
+import pyarrow.parquet as pq
 
-from lake_assets import convert, fetch, layout
+from lake_assets import convert, fetch, layout, quality
+from lake_assets.assets import checks
 from lake_assets.partitions import monthly_partitions, partition_month
 from lake_assets.resources import IngestPolicy, LakeStorage, TripSource
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
+
+TRIP_BLOCKING = (quality.SCHEMA_MATCHES_CONTRACT, quality.NOT_EMPTY, quality.ROWS_ACCOUNTED_FOR)
+ZONE_BLOCKING = (
+    quality.SCHEMA_MATCHES_CONTRACT,
+    quality.UNIQUE_LOCATION_IDS,
+    quality.BOROUGH_PRESENT,
+)
 
 
 def table_schema(contract: TableContract) -> dg.TableSchema:
@@ -32,13 +43,20 @@ def _convert(
     raw_path: str,
     out_path: str,
     rejects_path: str | None,
-    month=None,
+    month: date | None,
+    service: str | None,
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     name = lake.uri(raw_path)
     bad_rows = policy.bad_rows if rejects_path else "fail"
-    with lake.local_copy(raw_path) as src, lake.staging_dir() as staging:
+    with (
+        lake.local_copy(raw_path) as src,
+        lake.staging_dir() as staging,
+        ThreadPoolExecutor(1) as pool,
+    ):
         staged = staging / "out.parquet"
+        # The independent line count of the raw file runs beside DuckDB's conversion.
+        source_rows = pool.submit(quality.count_data_rows, src)
         try:
             result = convert.csv_to_parquet(
                 src,
@@ -55,6 +73,19 @@ def _convert(
                 metadata={"file": e.file, "line": e.line, "column": e.column, "value": e.value},
                 allow_retries=False,
             ) from e
+        outcomes = [quality.schema_outcome(pq.read_schema(staged), contract)]
+        figures: dict = {}
+        if service is None:
+            outcomes += quality.zone_outcomes(staged)
+        else:
+            outcomes.append(quality.not_empty_outcome(result.rows_written))
+            outcomes.append(
+                quality.parity_outcome(
+                    source_rows.result(), result.rows_written, result.rows_rejected
+                )
+            )
+            figures = quality.profile_trips(staged, contract, month)
+            outcomes += quality.warning_outcomes(service, figures)
         size = staged.stat().st_size
         checksum = fetch.file_sha256(staged)
         if rejects_path:
@@ -80,25 +111,44 @@ def _convert(
         "seconds": round(seconds, 3),
         "rows_per_second": round(result.rows_read / seconds) if seconds > 0 else 0,
     }
+    # Numeric figures per month, so the UI plots them across partitions.
+    for key in (
+        "pickups_in_month_share",
+        "dropoff_before_pickup_share",
+        "pickup_location_null_rate",
+        "dropoff_location_null_rate",
+        "passenger_count_null_rate",
+        "negative_total_share",
+    ):
+        if key in figures:
+            metadata[key] = float(figures[key])
     if rejects_path and result.rejects:
         metadata["rejects_uri"] = lake.uri(rejects_path)
         context.log.warning(
             f"{result.rows_rejected} row(s) of {name} quarantined in {lake.uri(rejects_path)}"
         )
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(checksum))
+    for problem in checks.failed(outcomes):
+        context.log.error(f"blocking check failed, downstream steps will not run: {problem}")
+    return dg.MaterializeResult(
+        metadata=metadata,
+        data_version=dg.DataVersion(checksum),
+        check_results=checks.results(outcomes),
+    )
 
 
 def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
     contract = contract_for(service)
+    key = dg.AssetKey(["lake", f"{service}_tripdata"])
 
     @dg.asset(
-        key=["lake", f"{service}_tripdata"],
+        key=key,
         group_name="lake",
         partitions_def=monthly_partitions,
         deps=[dg.AssetKey(["raw", f"{service}_tripdata"])],
-        code_version="1",
+        code_version="2",
         kinds={"parquet", "duckdb"},
         metadata={"dagster/column_schema": table_schema(contract)},
+        check_specs=checks.specs(key, TRIP_BLOCKING, quality.warning_names(service, contract)),
         description=(
             f"The month's {service} trips as zstd Parquet with the fixed {contract.name} schema. "
             "Rows that do not fit fail the step, or go to a rejects file with "
@@ -122,25 +172,38 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
             layout.lake_trip_path(service, month),
             layout.rejects_path(service, month),
             month,
+            service,
         )
 
     return lake_trips
 
 
+LAKE_ZONES_KEY = dg.AssetKey(["lake", "taxi_zones"])
+
+
 @dg.asset(
-    key=["lake", "taxi_zones"],
+    key=LAKE_ZONES_KEY,
     group_name="lake",
     deps=[dg.AssetKey(["raw", "taxi_zones"])],
-    code_version="1",
+    code_version="2",
     kinds={"parquet", "duckdb"},
     metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
+    check_specs=checks.specs(LAKE_ZONES_KEY, ZONE_BLOCKING),
 )
 def lake_taxi_zones(
     context: dg.AssetExecutionContext, lake: LakeStorage, ingest: IngestPolicy
 ) -> dg.MaterializeResult:
     """The zone lookup as Parquet (location_id, borough, zone, service_zone)."""
     return _convert(
-        context, lake, ingest, TAXI_ZONES, layout.RAW_ZONES_PATH, layout.LAKE_ZONES_PATH, None
+        context,
+        lake,
+        ingest,
+        TAXI_ZONES,
+        layout.RAW_ZONES_PATH,
+        layout.LAKE_ZONES_PATH,
+        None,
+        None,
+        None,
     )
 
 

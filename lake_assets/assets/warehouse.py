@@ -4,7 +4,8 @@ import time
 
 import dagster as dg
 
-from lake_assets import layout
+from lake_assets import layout, quality
+from lake_assets.assets import checks
 from lake_assets.assets.lake import table_schema
 from lake_assets.partitions import monthly_partitions, partition_month
 from lake_assets.resources import LakeStorage, Warehouse
@@ -17,16 +18,18 @@ WAREHOUSE_POOL = "warehouse"
 
 def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
     contract = contract_for(service)
+    key = dg.AssetKey(["warehouse", f"{service}_tripdata"])
 
     @dg.asset(
-        key=["warehouse", f"{service}_tripdata"],
+        key=key,
         group_name="warehouse",
         partitions_def=monthly_partitions,
         deps=[dg.AssetKey(["lake", f"{service}_tripdata"])],
         pool=WAREHOUSE_POOL,
-        code_version="1",
+        code_version="2",
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
+        check_specs=checks.specs(key, [quality.SLICE_MATCHES_LAKE]),
         description=(
             f"Table nyc_taxi.{contract.name}: each partition is the slice whose source_month is "
             "that month, replaced in one transaction from the lake Parquet."
@@ -37,17 +40,20 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         month = partition_month(context)
         started = time.monotonic()
-        result = warehouse.replace_month(
-            contract, month, lake.uri(layout.lake_trip_path(service, month))
-        )
+        path = layout.lake_trip_path(service, month)
+        result = warehouse.replace_month(contract, month, lake.uri(path))
+        seconds = time.monotonic() - started
+        outcome = quality.slice_outcome(result.slice_rows, lake.parquet_row_count(path), month)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": result.rows_loaded,
+                "dagster/row_count": result.slice_rows,
                 "table": result.table,
                 "rows_loaded": result.rows_loaded,
                 "table_rows": result.table_rows,
-                "seconds": round(time.monotonic() - started, 3),
-            }
+                "seconds": round(seconds, 3),
+                "rows_per_second": round(result.rows_loaded / seconds) if seconds > 0 else 0,
+            },
+            check_results=checks.results([outcome]),
         )
 
     return warehouse_trips
@@ -58,7 +64,7 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
     group_name="warehouse",
     deps=[dg.AssetKey(["lake", "taxi_zones"])],
     pool=WAREHOUSE_POOL,
-    code_version="1",
+    code_version="2",
     kinds={"duckdb", "table"},
     metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
 )

@@ -52,12 +52,18 @@ class LakeStorage(dg.ConfigurableResource, abc.ABC):
     def delete(self, path: str) -> None:
         """Remove path if present."""
 
+    @abc.abstractmethod
+    def parquet_row_count(self, path: str) -> int:
+        """Rows of a Parquet file, from its footer (without reading the data)."""
+
 
 @dataclass(frozen=True)
 class LoadResult:
     table: str
     rows_loaded: int
     table_rows: int
+    # Rows of the replaced month after the load, counted inside the same transaction.
+    slice_rows: int | None = None
 
 
 class Warehouse(dg.ConfigurableResource, abc.ABC):
@@ -72,12 +78,27 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         """Make the table's source_month slice exactly the rows of the Parquet file."""
 
     @abc.abstractmethod
+    def replace_month_from_query(
+        self, contract: TableContract, month: date, select_sql: str
+    ) -> LoadResult:
+        """Make the month's slice exactly the rows of select_sql (which reads $month)."""
+
+    @abc.abstractmethod
+    def ensure_table(self, contract: TableContract) -> str:
+        """Create the table empty if it does not exist yet; its qualified name."""
+
+    @abc.abstractmethod
     def replace_table(self, contract: TableContract, parquet_uri: str) -> LoadResult:
         """Make the whole table exactly the rows of the Parquet file."""
 
     @abc.abstractmethod
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        """Run a read-only query; rows as tuples."""
+    def query(self, sql: str, params: list | dict | None = None) -> list[tuple]:
+        """Run a read-only query; rows as tuples. Table names are qualified by schema_name."""
+
+    @property
+    @abc.abstractmethod
+    def dataset(self) -> str:
+        """The schema (DuckDB) or dataset (BigQuery) holding the tables."""
 
 
 class TripSource(dg.ConfigurableResource, abc.ABC):

@@ -89,6 +89,11 @@ class LocalLake(LakeStorage):
     def delete(self, path: str) -> None:
         _unlink(self._path(path))
 
+    def parquet_row_count(self, path: str) -> int:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self._path(path)).metadata.num_rows
+
 
 def _unlink(path: Path) -> None:
     try:
@@ -146,8 +151,16 @@ class DuckDBWarehouse(Warehouse):
         finally:
             con.close()
 
+    @property
+    def dataset(self) -> str:
+        return self.schema_name
+
     def table_name(self, contract: TableContract) -> str:
         return f"{self.schema_name}.{contract.name}"
+
+    def ensure_table(self, contract: TableContract) -> str:
+        with self.connect() as con:
+            return self._prepare(con, contract)
 
     def _prepare(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> str:
         table = self.table_name(contract)
@@ -171,28 +184,46 @@ class DuckDBWarehouse(Warehouse):
     def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
         src = _local_path(parquet_uri)
         cols = ", ".join(f'"{c}"' for c in contract.column_names)
+        return self._replace_month(
+            contract, month, f"SELECT {cols} FROM read_parquet($src)", {"src": src}, parquet_uri
+        )
+
+    def replace_month_from_query(
+        self, contract: TableContract, month: date, select_sql: str
+    ) -> LoadResult:
+        return self._replace_month(contract, month, select_sql, {}, "the mart query")
+
+    def _replace_month(
+        self, contract: TableContract, month: date, select_sql: str, params: dict, origin: str
+    ) -> LoadResult:
+        cols = ", ".join(f'"{c}"' for c in contract.column_names)
         with self.connect() as con:
             table = self._prepare(con, contract)
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {table} WHERE source_month = ?", [month])
-                loaded = con.execute(
-                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)", [src]
-                ).fetchone()[0]
-                stray = con.execute(
-                    "SELECT count(*) FROM read_parquet(?) WHERE source_month IS DISTINCT FROM ?",
-                    [src, month],
-                ).fetchone()[0]
-                if stray:
+                (others,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+                run_params = {**params, "month": month} if "$month" in select_sql else params
+                (loaded,) = con.execute(
+                    f"INSERT INTO {table} ({cols}) {select_sql}", run_params
+                ).fetchone()
+                total, slice_rows = con.execute(
+                    f"SELECT count(*), count(*) FILTER (source_month = ?) FROM {table}", [month]
+                ).fetchone()
+                if total - others != slice_rows:
+                    # The input holds rows of another month: refuse it; the rollback below leaves
+                    # the table as it was.
                     raise ValueError(
-                        f"{parquet_uri}: {stray} rows have a source_month other than {month}"
+                        f"{origin}: {total - others - slice_rows} rows have a source_month "
+                        f"other than {month}"
                     )
-                total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LoadResult(table=table, rows_loaded=int(loaded), table_rows=int(total))
+        return LoadResult(
+            table=table, rows_loaded=int(loaded), table_rows=int(total), slice_rows=int(slice_rows)
+        )
 
     def replace_table(self, contract: TableContract, parquet_uri: str) -> LoadResult:
         src = _local_path(parquet_uri)
@@ -211,7 +242,7 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return LoadResult(table=table, rows_loaded=int(loaded), table_rows=int(loaded))
 
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list | dict | None = None) -> list[tuple]:
         with self.connect() as con:
             return con.execute(sql, params or []).fetchall()
 

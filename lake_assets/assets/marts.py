@@ -1,0 +1,148 @@
+"""marts/*: monthly aggregates built with SQL inside the warehouse, replacing their month."""
+
+import time
+from collections.abc import Callable
+from datetime import date
+
+import dagster as dg
+
+from lake_assets import marts_sql, quality
+from lake_assets.assets import checks
+from lake_assets.assets.lake import table_schema
+from lake_assets.assets.warehouse import WAREHOUSE_POOL
+from lake_assets.partitions import monthly_partitions, partition_month
+from lake_assets.resources import Warehouse
+from lake_assets.schemas import (
+    SERVICE_SUMMARY_MONTHLY,
+    SERVICES,
+    TAXI_ZONES,
+    TRIPS_BY_ZONE_MONTHLY,
+    TableContract,
+    contract_for,
+)
+
+SOURCES = [dg.AssetKey(["warehouse", f"{s}_tripdata"]) for s in SERVICES] + [
+    dg.AssetKey(["warehouse", "taxi_zones"])
+]
+
+
+def markdown_table(header: list[str], rows: list[tuple]) -> str:
+    def cell(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:,.2f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _build(
+    warehouse: Warehouse, contract: TableContract, month: date, select_sql: str
+) -> tuple[dict, quality.Outcome]:
+    # A service never loaded still has an (empty) table, so the union query always runs.
+    for c in (*(contract_for(s) for s in SERVICES), TAXI_ZONES):
+        warehouse.ensure_table(c)
+    started = time.monotonic()
+    result = warehouse.replace_month_from_query(contract, month, select_sql)
+    seconds = time.monotonic() - started
+    ds = warehouse.dataset
+    mart = dict(
+        warehouse.query(
+            f"SELECT service, sum(trips) FROM {ds}.{contract.name} "
+            "WHERE source_month = $month GROUP BY service",
+            {"month": month},
+        )
+    )
+    source = dict(warehouse.query(marts_sql.trips_per_service_sql(ds), {"month": month}))
+    outcome = quality.counted_once_outcome(
+        {s: int(n) for s, n in mart.items()}, {s: int(n) for s, n in source.items()}
+    )
+    metadata = {
+        "dagster/row_count": result.slice_rows,
+        "table": result.table,
+        "table_rows": result.table_rows,
+        "seconds": round(seconds, 3),
+        **{f"{s}_trips": int(source.get(s, 0)) for s in SERVICES},
+    }
+    return metadata, outcome
+
+
+def build_mart_asset(
+    contract: TableContract,
+    select_sql: Callable[[str], str],
+    preview_name: str,
+    preview_columns: dict[str, str],
+    preview_order: str,
+    description: str,
+) -> dg.AssetsDefinition:
+    """A monthly mart: select_sql(dataset) replaces the month, then a Markdown preview of it."""
+    key = dg.AssetKey(["marts", contract.name])
+
+    @dg.asset(
+        key=key,
+        group_name="marts",
+        partitions_def=monthly_partitions,
+        deps=SOURCES,
+        pool=WAREHOUSE_POOL,
+        code_version="1",
+        kinds={"duckdb", "table"},
+        metadata={"dagster/column_schema": table_schema(contract)},
+        check_specs=checks.specs(key, [quality.EVERY_TRIP_COUNTED_ONCE]),
+        description=description,
+    )
+    def mart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        month = partition_month(context)
+        ds = warehouse.dataset
+        metadata, outcome = _build(warehouse, contract, month, select_sql(ds))
+        rows = warehouse.query(
+            f"SELECT {', '.join(preview_columns)} FROM {ds}.{contract.name} "
+            f"WHERE source_month = $month ORDER BY {preview_order} LIMIT 10",
+            {"month": month},
+        )
+        metadata[preview_name] = dg.MetadataValue.md(
+            markdown_table(list(preview_columns.values()), rows)
+        )
+        return dg.MaterializeResult(metadata=metadata, check_results=checks.results([outcome]))
+
+    return mart
+
+
+trips_by_zone_monthly = build_mart_asset(
+    TRIPS_BY_ZONE_MONTHLY,
+    marts_sql.trips_by_zone_sql,
+    "top_zones",
+    {
+        "service": "service",
+        "pickup_borough": "borough",
+        "pickup_zone": "zone",
+        "trips": "trips",
+        "revenue": "revenue",
+    },
+    "trips DESC, service, pickup_zone",
+    "Table nyc_taxi.trips_by_zone_monthly: trips, passengers, revenue, tips, average distance "
+    "and duration per service, month and pickup zone. Every trip of the month counts once; "
+    "trips without a known zone count under Unknown.",
+)
+
+service_summary_monthly = build_mart_asset(
+    SERVICE_SUMMARY_MONTHLY,
+    marts_sql.service_summary_sql,
+    "summary",
+    {
+        "service": "service",
+        "trips": "trips",
+        "revenue": "revenue",
+        "avg_fare_per_mile": "fare/mile",
+        "card_share": "card share",
+    },
+    "service",
+    "Table nyc_taxi.service_summary_monthly: per service and month, trips, revenue, average "
+    "fare per mile and the share of trips paid by card.",
+)
+
+mart_assets: list[dg.AssetsDefinition] = [trips_by_zone_monthly, service_summary_monthly]
