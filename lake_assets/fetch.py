@@ -6,6 +6,7 @@ bytes, hashes them, and proves a gzip stream is complete before the caller commi
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import os
 import urllib.parse
@@ -49,6 +50,23 @@ class FetchResult:
     gzip: bool
     etag: str | None = None
     last_modified: str | None = None
+    # The server answered 304 to a conditional request: nothing was written.
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a HEAD request tells about a published file."""
+
+    url: str
+    size: int | None
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def version(self) -> str:
+        """A token that changes when the published file does."""
+        return self.etag or self.last_modified or f"size={self.size}"
 
 
 class GzipVerifier:
@@ -74,20 +92,35 @@ class GzipVerifier:
             raise CorruptDownload(f"{name}: gzip stream is truncated (it ends before its trailer)")
 
 
-def _iter_http(url: str, timeout: float) -> tuple[Iterator[bytes], dict[str, str]]:
-    try:
-        resp = requests.get(url, stream=True, timeout=timeout)
-    except (requests.ConnectionError, requests.Timeout) as e:
-        raise TransientSourceError(f"{url}: {type(e).__name__}: {e}") from e
+def _check_status(url: str, resp: requests.Response) -> None:
     if resp.status_code in (404, 410):
         resp.close()
         raise SourceNotFound(f"{url}: HTTP {resp.status_code} (not published there)")
     if resp.status_code == 429 or resp.status_code >= 500:
         resp.close()
         raise TransientSourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
-    if resp.status_code != 200:
+    if resp.status_code not in (200, 304):
         resp.close()
         raise SourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
+
+
+def _request(method: str, url: str, timeout: float, headers: dict) -> requests.Response:
+    try:
+        return requests.request(
+            method, url, stream=True, timeout=timeout, headers=headers, allow_redirects=True
+        )
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise TransientSourceError(f"{url}: {type(e).__name__}: {e}") from e
+
+
+def _iter_http(
+    url: str, timeout: float, conditions: dict
+) -> tuple[Iterator[bytes] | None, dict[str, str]]:
+    resp = _request("GET", url, timeout, conditions)
+    _check_status(url, resp)
+    if resp.status_code == 304:
+        resp.close()
+        return None, dict(resp.headers)
     # Keep the bytes exactly as published: no transparent Content-Encoding decoding.
     resp.raw.decode_content = False
     expected = resp.headers.get("Content-Length")
@@ -117,36 +150,102 @@ def _iter_http(url: str, timeout: float) -> tuple[Iterator[bytes], dict[str, str
     return chunks(), dict(resp.headers)
 
 
-def _iter_file(url: str) -> tuple[Iterator[bytes], dict[str, str]]:
+def _file_headers(url: str) -> tuple[str, dict[str, str]]:
     path = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
     if not os.path.isfile(path):
         raise SourceNotFound(f"{url}: no such file")
     stat = os.stat(path)
+    return path, {
+        "Content-Length": str(stat.st_size),
+        "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+    }
+
+
+def _iter_file(url: str, conditions: dict) -> tuple[Iterator[bytes] | None, dict[str, str]]:
+    path, headers = _file_headers(url)
+    if conditions.get("If-Modified-Since") == headers["Last-Modified"]:
+        return None, headers
 
     def chunks() -> Iterator[bytes]:
         with open(path, "rb") as f:
             while block := f.read(CHUNK_SIZE):
                 yield block
 
-    return chunks(), {"Content-Length": str(stat.st_size)}
+    return chunks(), headers
 
 
-def open_source(url: str, timeout: float = 60.0) -> tuple[Iterator[bytes], dict[str, str]]:
-    """Chunks of the file at url and the response headers. Raises SourceError subclasses."""
+def _scheme(url: str) -> str:
     scheme = urllib.parse.urlparse(url).scheme
-    if scheme in ("http", "https"):
-        return _iter_http(url, timeout)
-    if scheme == "file":
-        return _iter_file(url)
-    raise SourceError(f"{url}: unsupported scheme {scheme!r} (use http://, https:// or file://)")
+    if scheme not in ("http", "https", "file"):
+        raise SourceError(
+            f"{url}: unsupported scheme {scheme!r} (use http://, https:// or file://)"
+        )
+    return scheme
 
 
-def download(url: str, out: BinaryIO, timeout: float = 60.0) -> FetchResult:
+def open_source(
+    url: str, timeout: float = 60.0, etag: str | None = None, last_modified: str | None = None
+) -> tuple[Iterator[bytes] | None, dict[str, str]]:
+    """Chunks of the file at url and the response headers; None for chunks when a conditional
+    request (etag / last_modified of the copy we have) says the file has not changed."""
+    conditions = {}
+    if etag:
+        conditions["If-None-Match"] = etag
+    if last_modified:
+        conditions["If-Modified-Since"] = last_modified
+    if _scheme(url) == "file":
+        return _iter_file(url, conditions)
+    return _iter_http(url, timeout, conditions)
+
+
+def probe(url: str, timeout: float = 30.0) -> Probe | None:
+    """HEAD the url: a Probe when it is published, None for 404/410 (not published yet)."""
+    if _scheme(url) == "file":
+        try:
+            _, headers = _file_headers(url)
+        except SourceNotFound:
+            return None
+    else:
+        resp = _request("HEAD", url, timeout, {})
+        try:
+            _check_status(url, resp)
+        except SourceNotFound:
+            return None
+        resp.close()
+        headers = resp.headers
+    size = headers.get("Content-Length")
+    return Probe(
+        url=url,
+        size=int(size) if size and size.isdigit() else None,
+        etag=headers.get("ETag"),
+        last_modified=headers.get("Last-Modified"),
+    )
+
+
+def download(
+    url: str,
+    out: BinaryIO,
+    timeout: float = 60.0,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> FetchResult:
     """Copy url into out chunk by chunk; hash it; verify gzip integrity when it is gzip.
 
-    Raises before returning if anything is wrong, so the caller can discard what was written.
+    With etag / last_modified of the copy already landed, the request is conditional: a 304
+    returns a FetchResult with not_modified=True and writes nothing. Raises before returning if
+    anything is wrong, so the caller can discard what was written.
     """
-    chunks, headers = open_source(url, timeout)
+    chunks, headers = open_source(url, timeout, etag, last_modified)
+    if chunks is None:
+        return FetchResult(
+            url=url,
+            bytes=0,
+            sha256="",
+            gzip=False,
+            etag=headers.get("ETag") or etag,
+            last_modified=headers.get("Last-Modified") or last_modified,
+            not_modified=True,
+        )
     sha = hashlib.sha256()
     size = 0
     verifier: GzipVerifier | None = None

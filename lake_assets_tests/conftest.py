@@ -39,6 +39,10 @@ class Behaviour:
 
     status: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
     hits: dict[str, int] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict]] = field(default_factory=list)  # method, path, headers
+    # Serve without Last-Modified and ignore If-Modified-Since, like servers that send neither
+    # validator: the client must then compare sizes and hashes itself.
+    no_validators: bool = False
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -47,9 +51,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output readable
         pass
 
+    def send_header(self, keyword: str, value: str) -> None:
+        if self.behaviour.no_validators and keyword.lower() == "last-modified":
+            return
+        super().send_header(keyword, value)
+
     def _override(self) -> bool:
         path = self.path.split("?")[0]
         self.behaviour.hits[path] = self.behaviour.hits.get(path, 0) + 1
+        self.behaviour.requests.append((self.command, path, dict(self.headers)))
+        if self.behaviour.no_validators:
+            del self.headers["If-Modified-Since"]
         queue = self.behaviour.status.get(path)
         if queue:
             code = queue.pop(0)

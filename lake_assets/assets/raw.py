@@ -1,6 +1,7 @@
 """raw/*: each published file landed in the lake byte for byte."""
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -16,26 +17,70 @@ SOURCE_RETRY = dg.RetryPolicy(
 )
 
 
+def _previous(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
+    """Metadata of the last landing of this asset (partition), if any."""
+    partitions = [context.partition_key] if context.has_partition_key else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
 def _land(
-    context: dg.AssetExecutionContext, source: TripSource, lake: LakeStorage, url: str, path: str
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    source: TripSource,
+    lake: LakeStorage,
+    key: dg.AssetKey,
+    url: str,
+    path: str,
+) -> Iterator:
     started = time.monotonic()
+    previous = _previous(context, key) if lake.exists(path) else {}
+    if previous.get("source_url") != url:
+        previous = {}  # another source: nothing to compare with
     try:
-        with lake.open_write(path) as out:
-            result = source.download(url, out)
+        with lake.staging_dir() as staging:
+            staged = staging / "download"
+            with open(staged, "wb") as out:
+                result = source.download(
+                    url, out, previous.get("etag") or None, previous.get("last_modified") or None
+                )
+            if result.not_modified:
+                unchanged = "the source answered 304 Not Modified"
+            elif previous and result.sha256 == previous.get("sha256"):
+                unchanged = "the source's bytes have the sha256 of the landed file"
+            else:
+                unchanged = ""
+                lake.put_file(staged, path)
     except fetch.TransientSourceError:
         raise  # the retry policy takes it from here
     except fetch.SourceError as e:
         raise dg.Failure(description=str(e), allow_retries=False) from e
     seconds = time.monotonic() - started
+    if unchanged:
+        # No new materialization: the landed file and its data version stay, and the steps
+        # downstream in this run are skipped instead of recomputing the same month.
+        context.log.info(f"{url} unchanged since it was landed ({unchanged}); nothing to do")
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=key,
+                partition=context.partition_key if context.has_partition_key else None,
+                metadata={"unchanged": True, "reason": unchanged, "source_url": url},
+            )
+        )
+        return
     context.log.info(f"landed {url} as {lake.uri(path)} ({result.bytes} bytes)")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
-            "source_url": dg.MetadataValue.url(url) if url.startswith("http") else url,
+            "source_url": url,
             "uri": lake.uri(path),
             "bytes": result.bytes,
             "sha256": result.sha256,
             "gzip": result.gzip,
+            "etag": result.etag or "",
+            "last_modified": result.last_modified or "",
             "seconds": round(seconds, 3),
         },
         data_version=dg.DataVersion(result.sha256),
@@ -43,42 +88,52 @@ def _land(
 
 
 def build_raw_trip_asset(service: str) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["raw", f"{service}_tripdata"])
+
     @dg.asset(
-        key=["raw", f"{service}_tripdata"],
+        key=key,
         group_name="raw",
         partitions_def=monthly_partitions,
         retry_policy=SOURCE_RETRY,
-        code_version="1",
+        code_version="2",
         kinds={"csv"},
+        output_required=False,
         description=(
             f"The {service} trip file for the month, exactly as published (TLC_SOURCE_URL), "
-            "streamed into the lake; a cut gzip stream or HTTP error fails the step."
+            "streamed into the lake; a cut gzip stream or HTTP error fails the step. An "
+            "unchanged source (304, or the same sha256) keeps the landed file and skips the "
+            "steps downstream."
         ),
     )
     def raw_trips(
         context: dg.AssetExecutionContext, source: TripSource, lake: LakeStorage
-    ) -> dg.MaterializeResult:
+    ) -> Iterator:
         month = partition_month(context)
         url = source.trip_url(service, month)
-        return _land(
-            context, source, lake, url, layout.raw_trip_path(service, month, layout.url_suffix(url))
-        )
+        path = layout.raw_trip_path(service, month, layout.url_suffix(url))
+        yield from _land(context, source, lake, key, url, path)
 
     return raw_trips
 
 
+RAW_ZONES_KEY = dg.AssetKey(["raw", "taxi_zones"])
+
+
 @dg.asset(
-    key=["raw", "taxi_zones"],
+    key=RAW_ZONES_KEY,
     group_name="raw",
     retry_policy=SOURCE_RETRY,
-    code_version="1",
+    code_version="2",
     kinds={"csv"},
+    output_required=False,
 )
 def raw_taxi_zones(
     context: dg.AssetExecutionContext, source: TripSource, lake: LakeStorage
-) -> dg.MaterializeResult:
+) -> Iterator:
     """The TLC taxi zone lookup CSV (TLC_ZONES_URL), exactly as published."""
-    return _land(context, source, lake, source.zones_url(), layout.RAW_ZONES_PATH)
+    yield from _land(
+        context, source, lake, RAW_ZONES_KEY, source.zones_url(), layout.RAW_ZONES_PATH
+    )
 
 
 raw_assets: list[dg.AssetsDefinition] = [build_raw_trip_asset(s) for s in SERVICES] + [

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import dagster as dg
 
-from lake_assets.fetch import FetchResult
+from lake_assets.fetch import FetchResult, Probe
 from lake_assets.schemas import TableContract
 
 
@@ -111,8 +111,19 @@ class TripSource(dg.ConfigurableResource, abc.ABC):
     def zones_url(self) -> str: ...
 
     @abc.abstractmethod
-    def download(self, url: str, out: BinaryIO) -> FetchResult:
-        """Stream url into out. Raises lake_assets.fetch.SourceError subclasses."""
+    def download(
+        self,
+        url: str,
+        out: BinaryIO,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult:
+        """Stream url into out, conditionally when etag / last_modified are given.
+        Raises lake_assets.fetch.SourceError subclasses."""
+
+    @abc.abstractmethod
+    def probe(self, url: str) -> Probe | None:
+        """Whether url is published (None: not yet), with its size and version headers."""
 
 
 class IngestPolicy(dg.ConfigurableResource):

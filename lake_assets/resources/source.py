@@ -22,5 +22,14 @@ class UrlTemplateSource(TripSource):
     def zones_url(self) -> str:
         return self.zones_lookup_url
 
-    def download(self, url: str, out: BinaryIO) -> fetch.FetchResult:
-        return fetch.download(url, out, timeout=self.timeout_seconds)
+    def download(
+        self,
+        url: str,
+        out: BinaryIO,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> fetch.FetchResult:
+        return fetch.download(url, out, self.timeout_seconds, etag, last_modified)
+
+    def probe(self, url: str) -> fetch.Probe | None:
+        return fetch.probe(url, timeout=self.timeout_seconds)
