@@ -30,6 +30,8 @@ class Settings:
     duckdb_path: str = "data/warehouse.duckdb"
     bad_rows: str = "fail"
     http_timeout: float = 60.0
+    # Only whether it is set is read here; the address itself goes through dg.EnvVar.
+    alert_webhook_configured: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +49,7 @@ class Settings:
             duckdb_path=get("DUCKDB_PATH", cls.duckdb_path),
             bad_rows=get("TLC_BAD_ROWS", cls.bad_rows).lower(),
             http_timeout=_float(get("TLC_HTTP_TIMEOUT", str(cls.http_timeout)), "TLC_HTTP_TIMEOUT"),
+            alert_webhook_configured=bool(get("ALERT_WEBHOOK_URL", "")),
         )
         settings.validate()
         return settings

@@ -145,3 +145,40 @@ def settings(tmp_path: Path, http_server: FileServer) -> Settings:
 @pytest.fixture
 def defs(settings: Settings):
     return build_definitions(settings)
+
+
+@dataclass
+class WebhookReceiver:
+    url: str
+    posts: list[dict]
+
+
+class _WebhookHandler(http.server.BaseHTTPRequestHandler):
+    posts: list
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        import json
+
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.posts.append({"path": self.path, "json": json.loads(body)})
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    posts: list[dict] = []
+    handler = type("Hook", (_WebhookHandler,), {"posts": posts})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield WebhookReceiver(f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000", posts)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from lake_assets import convert, fetch, layout, quality
 from lake_assets.assets import checks
+from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import monthly_partitions, partition_month
 from lake_assets.resources import IngestPolicy, LakeStorage, TripSource
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
@@ -146,6 +147,7 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
         partitions_def=monthly_partitions,
         deps=[dg.AssetKey(["raw", f"{service}_tripdata"])],
         code_version="2",
+        automation_condition=FOLLOW_UPSTREAM,
         kinds={"parquet", "duckdb"},
         metadata={"dagster/column_schema": table_schema(contract)},
         check_specs=checks.specs(key, TRIP_BLOCKING, quality.warning_names(service, contract)),
@@ -186,6 +188,7 @@ LAKE_ZONES_KEY = dg.AssetKey(["lake", "taxi_zones"])
     group_name="lake",
     deps=[dg.AssetKey(["raw", "taxi_zones"])],
     code_version="2",
+    automation_condition=FOLLOW_UPSTREAM,
     kinds={"parquet", "duckdb"},
     metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
     check_specs=checks.specs(LAKE_ZONES_KEY, ZONE_BLOCKING),

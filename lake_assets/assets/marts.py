@@ -10,6 +10,7 @@ from lake_assets import marts_sql, quality
 from lake_assets.assets import checks
 from lake_assets.assets.lake import table_schema
 from lake_assets.assets.warehouse import WAREHOUSE_POOL
+from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import monthly_partitions, partition_month
 from lake_assets.resources import Warehouse
 from lake_assets.schemas import (
@@ -90,6 +91,7 @@ def build_mart_asset(
         deps=SOURCES,
         pool=WAREHOUSE_POOL,
         code_version="1",
+        automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
         check_specs=checks.specs(key, [quality.EVERY_TRIP_COUNTED_ONCE]),

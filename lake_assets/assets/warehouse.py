@@ -7,6 +7,7 @@ import dagster as dg
 from lake_assets import layout, quality
 from lake_assets.assets import checks
 from lake_assets.assets.lake import table_schema
+from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import monthly_partitions, partition_month
 from lake_assets.resources import LakeStorage, Warehouse
 from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
@@ -27,6 +28,7 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["lake", f"{service}_tripdata"])],
         pool=WAREHOUSE_POOL,
         code_version="2",
+        automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
         check_specs=checks.specs(key, [quality.SLICE_MATCHES_LAKE]),
@@ -65,6 +67,7 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
     deps=[dg.AssetKey(["lake", "taxi_zones"])],
     pool=WAREHOUSE_POOL,
     code_version="2",
+    automation_condition=FOLLOW_UPSTREAM,
     kinds={"duckdb", "table"},
     metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
 )

@@ -1,0 +1,90 @@
+"""New-release sensors (one per service) and the monthly schedules built from the jobs."""
+
+from datetime import date
+
+import dagster as dg
+
+from lake_assets import fetch
+from lake_assets.jobs import all_trips_job, service_jobs
+from lake_assets.partitions import monthly_partitions
+from lake_assets.resources import TripSource
+from lake_assets.schemas import SERVICES
+
+RELEASE_CHECK_SECONDS = 6 * 3600
+
+
+def next_month(keys: list[str], landed: set[str], cursor: str | None) -> str | None:
+    """The first partition after everything landed or already requested (keys sort as dates)."""
+    floor = max([k for k in keys if k in landed] + ([cursor] if cursor else []), default="")
+    return next((k for k in keys if k > floor and k not in landed), None)
+
+
+def build_release_sensor(service: str, job) -> dg.SensorDefinition:
+    raw_key = dg.AssetKey(["raw", f"{service}_tripdata"])
+
+    @dg.sensor(
+        name=f"{service}_new_release_sensor",
+        job=job,
+        minimum_interval_seconds=RELEASE_CHECK_SECONDS,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=(
+            f"Asks the source (HEAD) whether the {service} month after the last one landed is "
+            "published, and runs that month once when it is."
+        ),
+    )
+    def release_sensor(
+        context: dg.SensorEvaluationContext, source: TripSource
+    ) -> dg.SensorResult | dg.SkipReason:
+        keys = monthly_partitions.get_partition_keys()
+        landed = context.instance.get_materialized_partitions(raw_key)
+        key = next_month(keys, landed, context.cursor)
+        if key is None:
+            last = keys[-1] if keys else "none"
+            return dg.SkipReason(
+                f"every {service} month up to {last} is landed or requested; later months are "
+                "outside the partitions (TLC_END_MONTH, or the source's last month)"
+            )
+        month = date(int(key[:4]), int(key[5:7]), 1)
+        url = source.trip_url(service, month)
+        try:
+            probe = source.probe(url)
+        except fetch.SourceError as e:
+            return dg.SkipReason(f"could not ask the source about {service} {key}: {e}")
+        if probe is None:
+            return dg.SkipReason(f"{service} {key} is not published yet ({url} answers 404)")
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    partition_key=key,
+                    run_key=f"{service}:{key}:{probe.version}",
+                    tags={"lake_assets/trigger": "new_release"},
+                )
+            ],
+            cursor=key,
+        )
+
+    return release_sensor
+
+
+release_sensors = [
+    build_release_sensor(service, job) for service, job in zip(SERVICES, service_jobs, strict=True)
+]
+
+
+def build_schedules(running: bool) -> list:
+    """Monthly schedules for each service job and the all-services job.
+
+    Each tick runs the last partition, which is the month the source is expected to have
+    published by then (partitions.py ends them where the source's publication lag says).
+    """
+    status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    return [
+        dg.build_schedule_from_partitioned_job(
+            job,
+            hour_of_day=6,
+            day_of_month=5,
+            default_status=status,
+            description=f"Runs {job.name} on the 5th of each month for the newest month.",
+        )
+        for job in (*service_jobs, all_trips_job)
+    ]
