@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from lake_assets.partitions import monthly_partitions
 from lake_assets.schemas import SERVICES
 
 LAYERS = ("raw", "lake", "warehouse")
@@ -18,7 +17,6 @@ service_jobs: list = [
     dg.define_asset_job(
         name=f"{service}_tripdata_job",
         selection=trip_selection((service,)),
-        partitions_def=monthly_partitions,
         description=f"Land, convert and load one month of {service} trips.",
     )
     for service in SERVICES
@@ -27,14 +25,12 @@ service_jobs: list = [
 all_trips_job = dg.define_asset_job(
     name="all_tripdata_job",
     selection=trip_selection(SERVICES),
-    partitions_def=monthly_partitions,
     description="Land, convert and load one month of every service.",
 )
 
 marts_job = dg.define_asset_job(
     name="marts_job",
     selection=dg.AssetSelection.groups("marts"),
-    partitions_def=monthly_partitions,
     description="Rebuild the monthly marts from the warehouse tables.",
 )
 
