@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from lake_assets.schemas import TableContract
+from lake_assets.schemas import DUCKDB_TYPES, TableContract
 
 BAD_ROWS_MODES = ("fail", "quarantine")
 # Enough for the reader's batches and Parquet row groups; DuckDB spills past it rather than grow.
@@ -96,37 +96,39 @@ def read_header(path: str | os.PathLike, name: str) -> list[str]:
 
 
 def map_header(
-    header: list[str], contract: TableContract, name: str
+    header: list[str], contract: TableContract, name: str, csv_header: bool = True
 ) -> list[tuple[str, str | None]]:
     """Pair each source column with the contract column it fills (None: an empty trailing header).
 
     Raises BadInputError for an unknown or duplicated column: silently dropping a column the
-    contract does not know would lose data.
+    contract does not know would lose data. csv_header=False: the names come from a Parquet
+    schema, which has no line to point at.
     """
     by_source = contract.source_map()
     pairs: list[tuple[str, str | None]] = []
     seen: dict[str, str] = {}
+    line = 1 if csv_header else None
     for idx, src in enumerate(header):
-        if src == "" and idx == len(header) - 1 and idx > 0:
+        if csv_header and src == "" and idx == len(header) - 1 and idx > 0:
             # "a,b," headers: the rows carry one more, always empty, field.
             pairs.append((f"_trailing_{idx}", None))
             continue
+        where = f"{name}: {'line 1, ' if csv_header else ''}column {idx + 1}"
         col = by_source.get(src.lower())
         if col is None or col.name == "source_month":
             raise BadInputError(
-                f"{name}: line 1, column {idx + 1}: unknown column {src!r}; the "
-                f"{contract.name} contract has {', '.join(contract.column_names[:-1])}",
+                f"{where}: unknown column {src!r}; the {contract.name} contract has "
+                f"{', '.join(contract.column_names[:-1])}",
                 file=name,
-                line=1,
+                line=line,
                 column=src,
                 value=src,
             )
         if col.name in seen:
             raise BadInputError(
-                f"{name}: line 1, column {idx + 1}: {src!r} maps to {col.name!r}, which "
-                f"{seen[col.name]!r} already fills",
+                f"{where}: {src!r} maps to {col.name!r}, which {seen[col.name]!r} already fills",
                 file=name,
-                line=1,
+                line=line,
                 column=src,
                 value=src,
             )
@@ -397,3 +399,154 @@ def parquet_rows(path: str | os.PathLike) -> int:
 def iter_rejects(path: str | os.PathLike) -> Iterator[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         yield from csv.DictReader(f)
+
+
+# --- Parquet sources (the TLC's own files) ---
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """csv (plain or gzip) or parquet, from the first bytes, whatever the file is called."""
+    with open(path, "rb") as f:
+        return "parquet" if f.read(4) == PARQUET_MAGIC else "csv"
+
+
+def _parquet_plan(src_type, target_type: str, q: str) -> tuple[str, str | None, str]:
+    """(expression, condition each non-null value must meet or None, what a bad value is not)."""
+    import pyarrow as pa
+
+    duck = DUCKDB_TYPES[target_type]
+    numeric = (
+        pa.types.is_integer(src_type)
+        or pa.types.is_floating(src_type)
+        or pa.types.is_decimal(src_type)
+    )
+    if target_type == "string":
+        return f"CAST({q} AS VARCHAR)", None, ""
+    if target_type == "int64":
+        if pa.types.is_integer(src_type):
+            return f"CAST({q} AS BIGINT)", None, ""
+        d = f"TRY_CAST({q} AS DOUBLE)"
+        ok = f"(isfinite({d}) AND {d} = trunc({d}) AND abs({d}) < 9.0e18)"
+        return f"CAST({d} AS BIGINT)", ok, "a whole number"
+    if target_type == "float64" and numeric:
+        return f"CAST({q} AS DOUBLE)", None, ""
+    if target_type == "timestamp" and (
+        pa.types.is_timestamp(src_type) or pa.types.is_date(src_type)
+    ):
+        return f"CAST({q} AS TIMESTAMP)", None, ""
+    return f"CAST({q} AS {duck})", f"TRY_CAST({q} AS {duck}) IS NOT NULL", f"a {duck}"
+
+
+def parquet_to_parquet(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    contract: TableContract,
+    month: date | None,
+    *,
+    name: str | None = None,
+    bad_rows: str = "fail",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int | None = None,
+) -> ConversionResult:
+    """Map a published Parquet file onto the contract: column names in any case, integer ids
+    stored as doubles, other timestamp units; a column the file lacks comes out null.
+
+    Values that cannot be converted (a fractional id, text in a number column) fail with the
+    file, row, column and value, or are quarantined with bad_rows="quarantine".
+    """
+    import pyarrow.parquet as pq
+
+    if bad_rows not in BAD_ROWS_MODES:
+        raise ValueError(f"bad_rows must be one of {BAD_ROWS_MODES}, not {bad_rows!r}")
+    src, dest = str(src), Path(dest)
+    name = name or src
+    schema = pq.read_schema(src)
+    header = list(schema.names)
+    by_target = {t: s for s, t in map_header(header, contract, name, csv_header=False) if t}
+    exprs, checks, missing = [], [], []
+    for col in contract.columns:
+        if col.name == "source_month":
+            if month is None:
+                raise ValueError(f"{contract.name} needs a partition month for source_month")
+            exprs.append(f"DATE {_lit(month.isoformat())} AS {_q(col.name)}")
+            continue
+        source = by_target.get(col.name)
+        if source is None:
+            missing.append(col.name)
+            exprs.append(f"CAST(NULL AS {col.duckdb_type}) AS {_q(col.name)}")
+            continue
+        expr, ok, expected = _parquet_plan(schema.field(source).type, col.type, _q(source))
+        # The CASE keeps the column nullable: DuckDB would otherwise mark it NOT NULL in the
+        # output when a month happens to have no nulls, and months must share one schema.
+        nullable = f"CASE WHEN {_q(source)} IS NULL THEN NULL ELSE {expr} END"
+        exprs.append(f"{nullable} AS {_q(col.name)}")
+        if ok:
+            checks.append((source, f"({_q(source)} IS NULL OR {ok})", expected))
+    reader = f"read_parquet({_lit(src)}, file_row_number=true)"
+    tmp_dest = dest.with_name(dest.name + ".inprogress")
+    rejects: list[Reject] = []
+    where = ""
+    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as spill:
+        con = _connect(memory_limit, spill)
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        try:
+            if checks:
+                all_ok = " AND ".join(ok for _, ok, _ in checks)
+                which = " ".join(f"WHEN NOT {ok} THEN {i}" for i, (_, ok, _) in enumerate(checks))
+                values = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c, _, _ in checks)
+                limit = " LIMIT 1" if bad_rows == "fail" else ""
+                bad = con.execute(
+                    f"SELECT file_row_number, CASE {which} END, [{values}] FROM {reader} "
+                    f"WHERE NOT ({all_ok}) ORDER BY file_row_number{limit}"
+                ).fetchall()
+                for row_number, i, row_values in bad:
+                    column, _, expected = checks[i]
+                    value = row_values[i]
+                    error = f"{value!r} is not {expected}"
+                    rejects.append(Reject(row_number + 1, column, value, error, ""))
+                if rejects and bad_rows == "fail":
+                    r = rejects[0]
+                    raise BadInputError(
+                        f"{name}: row {r.line}, column {r.column!r}: {r.error}. Nothing was "
+                        "written; set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects "
+                        "file instead.",
+                        file=name,
+                        line=r.line,
+                        column=r.column,
+                        value=r.value,
+                    )
+                if rejects:
+                    where = f"\nWHERE {all_ok}"
+            try:
+                (written,) = con.execute(
+                    f"COPY (SELECT\n  {', '.join(exprs)}\nFROM {reader}{where}) "
+                    f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
+                ).fetchone()
+            except duckdb.Error as e:
+                _cleanup(tmp_dest)
+                raise _wrap_duckdb_error(e, name) from e
+        finally:
+            con.close()
+    os.replace(tmp_dest, dest)
+    return ConversionResult(
+        rows_written=int(written),
+        rows_rejected=len(rejects),
+        header=header,
+        missing_columns=missing,
+        rejects=rejects,
+    )
+
+
+def to_parquet(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    contract: TableContract,
+    month: date | None,
+    **kwargs,
+) -> ConversionResult:
+    """Convert a landed file, CSV or Parquet, to the contract's Parquet."""
+    convert = parquet_to_parquet if detect_format(src) == "parquet" else csv_to_parquet
+    return convert(src, dest, contract, month, **kwargs)

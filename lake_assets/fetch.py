@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 
 CHUNK_SIZE = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
 
 
 class SourceError(Exception):
@@ -250,14 +251,17 @@ def download(
     size = 0
     verifier: GzipVerifier | None = None
     first = True
-    name = url.rsplit("/", 1)[-1] or url
+    head = tail = b""
+    name = urllib.parse.urlparse(url).path.rsplit("/", 1)[-1] or url
     for block in chunks:
         if first:
             first = False
+            head = block[:4]
             if block[:2] == GZIP_MAGIC:
                 verifier = GzipVerifier()
             elif name.endswith(".gz"):
                 raise CorruptDownload(f"{url}: expected a gzip file, got {block[:40]!r}")
+        tail = (tail + block)[-4:]
         if verifier is not None:
             try:
                 verifier.feed(block)
@@ -270,6 +274,13 @@ def download(
         verifier.finish(url)
     elif size == 0:
         raise CorruptDownload(f"{url}: the file is empty")
+    elif name.endswith(".parquet") or head == PARQUET_MAGIC:
+        # A Parquet file starts and ends with PAR1; a cut one has no footer.
+        if head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
+            raise CorruptDownload(
+                f"{url}: not a complete Parquet file (it must start and end with PAR1; "
+                f"{size} bytes arrived)"
+            )
     return FetchResult(
         url=url,
         bytes=size,

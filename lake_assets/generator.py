@@ -248,6 +248,52 @@ def main(argv: list[str] | None = None) -> None:
         print(path)
 
 
+# How the TLC's Parquet files drift from month to month; write_month_parquet applies one.
+PARQUET_DRIFTS = {
+    # 2022: lower-case airport_fee, int64 ids, microsecond timestamps
+    "2022": {"airport_fee": "airport_fee", "id_type": "int64", "ts_unit": "us", "cbd": False},
+    # 2023: Airport_fee, int32 ids, nanosecond timestamps
+    "2023": {"airport_fee": "Airport_fee", "id_type": "int32", "ts_unit": "ns", "cbd": False},
+    # 2025: a new cbd_congestion_fee column, ids stored as doubles
+    "2025": {"airport_fee": "Airport_fee", "id_type": "double", "ts_unit": "us", "cbd": True},
+}
+ID_COLUMNS = {"VendorID", "RatecodeID", "PULocationID", "DOLocationID", "payment_type", "trip_type"}
+ID_COLUMNS |= {"passenger_count", "PUlocationID", "DOlocationID", "SR_Flag"}
+
+
+def parquet_table(service: str, month: date, rows: int, drift: str) -> pa.Table:
+    """A month as the TLC publishes it in Parquet, with the column names and types of drift."""
+    d = PARQUET_DRIFTS[drift]
+    table = month_table(service, month, rows)
+    rng = np.random.default_rng(seed_for(service, month, 99))
+    columns, names = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if name in ID_COLUMNS:
+            column = column.cast(pa.type_for_alias(d["id_type"]))
+        elif pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp(d["ts_unit"]))
+        columns.append(column)
+        names.append(name)
+    if service == "yellow":
+        names.append(d["airport_fee"])
+        columns.append(pa.array(np.where(rng.random(rows) < 0.1, 1.75, 0.0)))
+    if d["cbd"] and service in ("yellow", "green"):
+        names.append("cbd_congestion_fee")
+        columns.append(pa.array(np.where(rng.random(rows) < 0.6, 0.75, 0.0)))
+    return pa.table(columns, names=names)
+
+
+def write_month_parquet(
+    service: str, month: date, rows: int, dest: str | Path, drift: str = "2023"
+) -> Path:
+    import pyarrow.parquet as pq
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(parquet_table(service, month, rows, drift), dest, compression="snappy")
+    return dest
+
+
 def gzip_text(path: str | Path) -> str:
     """The text of a gzip file (for tests and tools that edit a generated month)."""
     with igzip.open(path, "rt", newline="") as f:

@@ -139,6 +139,16 @@ def count_data_rows(path: str | os.PathLike) -> int:
     return max(lines - 1, 0)
 
 
+def count_source_rows(path: str | os.PathLike) -> int:
+    """Rows of a landed file: its Parquet footer, or its non-blank CSV data lines."""
+    with open(path, "rb") as f:
+        if f.read(4) == b"PAR1":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+    return count_data_rows(path)
+
+
 # --- lake: warnings, from one aggregate query over the Parquet file ---
 
 

@@ -107,6 +107,7 @@ _MONEY = tuple(
 _IMPROVEMENT = _c("improvement_surcharge", "float64", "Improvement surcharge in USD.")
 _TOTAL = _c("total_amount", "float64", "Total charged to passengers in USD (cash tips excluded).")
 _CONGESTION = _c("congestion_surcharge", "float64", "NYS congestion surcharge in USD (2019-02 on).")
+_CBD = _c("cbd_congestion_fee", "float64", "MTA congestion relief zone fee in USD (2025 on).")
 
 YELLOW = TableContract(
     "yellow_tripdata",
@@ -126,6 +127,7 @@ YELLOW = TableContract(
         _TOTAL,
         _CONGESTION,
         _c("airport_fee", "float64", "Airport pickup fee in USD (2021 on).", "Airport_fee"),
+        _CBD,
         SOURCE_MONTH,
     ),
     "Yellow taxi trips (street hails in Manhattan and the airports).",
@@ -150,6 +152,7 @@ GREEN = TableContract(
         _PAYMENT,
         _c("trip_type", "int64", "1 street hail, 2 dispatch."),
         _CONGESTION,
+        _CBD,
         SOURCE_MONTH,
     ),
     "Green (boro) taxi trips.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -13,6 +14,18 @@ DEFAULT_SOURCE_URL = (
 DEFAULT_ZONES_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/misc/taxi_zone_lookup.csv"
 )
+# The TLC's own site: Parquet, published monthly with a lag of about two months.
+TLC_SOURCE_URL = (
+    "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{year}-{month}.parquet"
+)
+TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi+_zone_lookup.csv"
+SOURCES = {
+    "datatalksclub": (DEFAULT_SOURCE_URL, DEFAULT_ZONES_URL),
+    "tlc": (TLC_SOURCE_URL, TLC_ZONES_URL),
+}
+# The DataTalksClub mirror's last month.
+DATATALKSCLUB_LAST_MONTH = "2021-07"
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 LAKE_ENVS = ("local",)
 BAD_ROWS = ("fail", "quarantine")
 
@@ -24,6 +37,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     lake_env: str = "local"
+    tlc_source: str = "datatalksclub"
     tlc_source_url: str = DEFAULT_SOURCE_URL
     tlc_zones_url: str = DEFAULT_ZONES_URL
     lake_dir: str = "data/lake"
@@ -32,6 +46,10 @@ class Settings:
     http_timeout: float = 60.0
     # Only whether it is set is read here; the address itself goes through dg.EnvVar.
     alert_webhook_configured: bool = False
+    start_month: str = "2019-01"
+    # Last partition (YYYY-MM); empty: the mirror's last month, or for the TLC source the
+    # month it is expected to have published (two months back).
+    end_month: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,20 +59,37 @@ class Settings:
             value = env.get(name, "").strip()
             return value or default
 
+        source = get("TLC_SOURCE", cls.tlc_source).lower()
+        source_url, zones_url = SOURCES.get(source, (cls.tlc_source_url, cls.tlc_zones_url))
         settings = cls(
             lake_env=get("LAKE_ENV", cls.lake_env).lower(),
-            tlc_source_url=get("TLC_SOURCE_URL", cls.tlc_source_url),
-            tlc_zones_url=get("TLC_ZONES_URL", cls.tlc_zones_url),
+            tlc_source=source,
+            tlc_source_url=get("TLC_SOURCE_URL", source_url),
+            tlc_zones_url=get("TLC_ZONES_URL", zones_url),
             lake_dir=get("LAKE_DIR", cls.lake_dir),
             duckdb_path=get("DUCKDB_PATH", cls.duckdb_path),
             bad_rows=get("TLC_BAD_ROWS", cls.bad_rows).lower(),
             http_timeout=_float(get("TLC_HTTP_TIMEOUT", str(cls.http_timeout)), "TLC_HTTP_TIMEOUT"),
             alert_webhook_configured=bool(get("ALERT_WEBHOOK_URL", "")),
+            start_month=get("TLC_START_MONTH", cls.start_month),
+            end_month=get("TLC_END_MONTH", ""),
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        if self.tlc_source not in SOURCES:
+            raise SettingsError(f"TLC_SOURCE={self.tlc_source!r}: use one of {', '.join(SOURCES)}")
+        for name, value in (
+            ("TLC_START_MONTH", self.start_month),
+            ("TLC_END_MONTH", self.end_month),
+        ):
+            if value and not _MONTH.match(value):
+                raise SettingsError(f"{name}={value!r} is not a month like 2021-07")
+        if self.end_month and self.end_month < self.start_month:
+            raise SettingsError(
+                f"TLC_END_MONTH={self.end_month!r} is before TLC_START_MONTH={self.start_month!r}"
+            )
         if self.lake_env not in LAKE_ENVS:
             raise SettingsError(
                 f"LAKE_ENV={self.lake_env!r} is not supported; use one of {', '.join(LAKE_ENVS)}"

@@ -1,6 +1,7 @@
 """Tier 2: real materializations into a tmp lake and a tmp DuckDB file, served over HTTP."""
 
 import hashlib
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -226,3 +227,45 @@ def test_real_samples_through_the_assets(samples, http_server, settings, defs, s
     )
     assert materialize(defs, trip_selection(service), "2019-01").success
     assert month_counts(settings.duckdb_path, f"{service}_tripdata") == {"2019-01": 100}
+
+
+def test_the_tlc_parquet_source_end_to_end(http_server, settings):
+    from dataclasses import replace
+
+    from lake_assets.definitions import build_definitions
+
+    tlc = replace(
+        settings,
+        tlc_source="tlc",
+        tlc_source_url=f"{http_server.url}/trip-data/{{service}}_tripdata_{{year}}-{{month}}.parquet",
+    )
+    defs = build_definitions(tlc)
+    for service, drift, rows in (
+        ("yellow", "2025", 700),
+        ("green", "2022", 300),
+        ("fhv", "2023", 500),
+    ):
+        generator.write_month_parquet(
+            service,
+            date(2021, 6, 1),
+            rows,
+            http_server.root / "trip-data" / f"{service}_tripdata_2021-06.parquet",
+            drift,
+        )
+    result = materialize(defs, trip_selection(), "2021-06")
+    assert result.success
+    for service, rows in (("yellow", 700), ("green", 300), ("fhv", 500)):
+        assert month_counts(settings.duckdb_path, f"{service}_tripdata") == {"2021-06": rows}
+        landed = (
+            Path(settings.lake_dir) / f"raw/{service}_tripdata/{service}_tripdata_2021-06.parquet"
+        )
+        assert (
+            landed.read_bytes()
+            == (http_server.root / "trip-data" / f"{service}_tripdata_2021-06.parquet").read_bytes()
+        )
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    assert checks[("lake/yellow_tripdata", "rows_accounted_for")]
+    assert checks[("lake/fhv_tripdata", "schema_matches_contract")]

@@ -79,3 +79,17 @@ def test_connection_refused_is_transient():
 def test_unsupported_scheme():
     with pytest.raises(fetch.SourceError, match="unsupported scheme 'ftp'"):
         fetch.download("ftp://example.invalid/x.csv", io.BytesIO())
+
+
+def test_cut_parquet_is_corrupt(http_server, tmp_path):
+    from datetime import date
+
+    from lake_assets import generator
+
+    src = generator.write_month_parquet("yellow", date(2024, 1, 1), 2000, tmp_path / "y.parquet")
+    data = src.read_bytes()
+    http_server.put("y.parquet", data)
+    assert fetch.download(f"{http_server.url}/y.parquet", io.BytesIO()).bytes == len(data)
+    http_server.put("cut.parquet", data[: len(data) // 2])
+    with pytest.raises(fetch.CorruptDownload, match="cut.parquet: not a complete Parquet file"):
+        fetch.download(f"{http_server.url}/cut.parquet", io.BytesIO())

@@ -46,3 +46,41 @@ def test_environment_overrides():
 def test_bad_settings_fail_naming_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_tlc_source_defaults_and_partitions():
+    from lake_assets.partitions import build_monthly_partitions
+    from lake_assets.settings import TLC_SOURCE_URL, TLC_ZONES_URL
+
+    s = Settings.from_env({"TLC_SOURCE": "tlc"})
+    assert (s.tlc_source_url, s.tlc_zones_url) == (TLC_SOURCE_URL, TLC_ZONES_URL)
+    assert TLC_SOURCE_URL == (
+        "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{year}-{month}.parquet"
+    )
+    keys = build_monthly_partitions(s).get_partition_keys()
+    assert keys[0] == "2019-01"
+    import datetime
+
+    today = datetime.date.today()
+    two_back = (today.year * 12 + today.month - 1) - 2
+    assert keys[-1] == f"{two_back // 12:04d}-{two_back % 12 + 1:02d}"
+    capped = Settings.from_env({"TLC_SOURCE": "tlc", "TLC_END_MONTH": "2024-03"})
+    assert build_monthly_partitions(capped).get_partition_keys()[-1] == "2024-03"
+    # TLC_SOURCE_URL still overrides the source's template
+    s = Settings.from_env(
+        {"TLC_SOURCE": "tlc", "TLC_SOURCE_URL": "file:///m/{service}{year}{month}"}
+    )
+    assert s.tlc_source_url == "file:///m/{service}{year}{month}"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"TLC_SOURCE": "nyc"}, "TLC_SOURCE='nyc': use one of datatalksclub, tlc"),
+        ({"TLC_END_MONTH": "2021-13"}, "TLC_END_MONTH='2021-13' is not a month"),
+        ({"TLC_END_MONTH": "2018-12"}, "TLC_END_MONTH='2018-12' is before TLC_START_MONTH"),
+    ],
+)
+def test_bad_source_settings(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)

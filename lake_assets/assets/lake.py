@@ -56,10 +56,10 @@ def _convert(
         ThreadPoolExecutor(1) as pool,
     ):
         staged = staging / "out.parquet"
-        # The independent line count of the raw file runs beside DuckDB's conversion.
-        source_rows = pool.submit(quality.count_data_rows, src)
+        # The independent count of the raw file's rows runs beside DuckDB's conversion.
+        source_rows = pool.submit(quality.count_source_rows, src)
         try:
-            result = convert.csv_to_parquet(
+            result = convert.to_parquet(
                 src,
                 staged,
                 contract,
