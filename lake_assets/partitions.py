@@ -36,3 +36,20 @@ monthly_partitions = build_monthly_partitions(Settings.from_env())
 def partition_month(context: dg.AssetExecutionContext) -> date:
     """First day of the month being materialized."""
     return context.partition_time_window.start.date()
+
+
+def partition_months(context: dg.AssetExecutionContext) -> list[date]:
+    """First days of every month in the run's partition window (one, or a backfilled range)."""
+    window = context.partition_time_window
+    months, current = [], window.start.date()
+    while current < window.end.date():
+        months.append(current)
+        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+    return months
+
+
+# Each trip month runs on its own: its checks, metadata and data version are its own, a bad
+# month fails alone, and a real month's download and conversion outweigh a run's overhead.
+ONE_MONTH_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Marts are a few seconds of SQL per month: a backfilled range runs as one run.
+RANGE_IN_ONE_RUN = dg.BackfillPolicy.single_run()

@@ -232,3 +232,52 @@ def test_markdown_table():
         markdown_table(["a", "b"], [("x", 1234.5), (None, 7)])
         == io.StringIO("| a | b |\n|---|---|\n| x | 1,234.50 |\n|  | 7 |").getvalue()
     )
+
+
+def test_a_range_of_months_builds_the_marts_in_one_run(http_server, settings, defs):
+    import dagster as dg
+
+    months = {"2020-01": 120, "2020-02": 80, "2020-03": 60}
+    for month, rows in months.items():
+        http_server.publish("green", month, rows)
+        assert materialize(defs, trip_selection("green"), month).success
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(
+        defs,
+        MARTS,
+        tags={
+            "dagster/asset_partition_range_start": "2020-01",
+            "dagster/asset_partition_range_end": "2020-03",
+        },
+        instance=instance,
+    )
+    assert result.success
+    mart = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "marts/service_summary_monthly"
+    ]
+    assert sorted(e.partition for e in mart) == ["2020-01", "2020-02", "2020-03"]
+    assert mart[0].materialization.metadata["months"].value == 3
+    observations = instance.fetch_observations(
+        dg.AssetKey(["marts", "service_summary_monthly"]), limit=10
+    ).records
+    by_month = {
+        r.partition_key: r.asset_observation.metadata["green_trips"].value for r in observations
+    }
+    assert by_month == months
+    (check,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "marts/service_summary_monthly"
+    ]
+    assert (check.passed, check.description) == (True, "all 3 months pass")
+    import duckdb
+
+    con = duckdb.connect(settings.duckdb_path, read_only=True)
+    got = con.execute(
+        "SELECT strftime(source_month, '%Y-%m'), trips FROM nyc_taxi.service_summary_monthly "
+        "WHERE service = 'green' ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert dict(got) == months

@@ -99,6 +99,25 @@ def test_one_month_of_every_service_in_one_multiprocess_run(http_server, setting
     assert "Executing steps using multiprocess executor" in out
     for service, rows in (("yellow", 5000), ("green", 1000), ("fhv", 3000)):
         assert month_counts(settings.duckdb_path, f"{service}_tripdata") == {"2021-07": rows}
+    # The marts take a range of months in one run.
+    marts = "marts/trips_by_zone_monthly,marts/service_summary_monthly"
+    proc = _dagster(
+        settings,
+        tmp_path,
+        "asset",
+        "materialize",
+        "-m",
+        "lake_assets.definitions",
+        "--select",
+        marts,
+        "--partition-range",
+        "2021-06...2021-07",
+    )
+    assert (proc.stdout + proc.stderr).count("RUN_SUCCESS") == 1
+    assert month_counts(settings.duckdb_path, "service_summary_monthly") == {
+        "2021-06": 3,
+        "2021-07": 3,
+    }
 
 
 def _dagster(settings, tmp_path, *args: str) -> subprocess.CompletedProcess:

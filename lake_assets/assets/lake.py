@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from lake_assets import convert, fetch, layout, quality
 from lake_assets.assets import checks
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import monthly_partitions, partition_month
+from lake_assets.partitions import ONE_MONTH_PER_RUN, monthly_partitions, partition_month
 from lake_assets.resources import IngestPolicy, LakeStorage, TripSource
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
 
@@ -145,6 +145,7 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
         key=key,
         group_name="lake",
         partitions_def=monthly_partitions,
+        backfill_policy=ONE_MONTH_PER_RUN,
         deps=[dg.AssetKey(["raw", f"{service}_tripdata"])],
         code_version="2",
         automation_condition=FOLLOW_UPSTREAM,

@@ -11,7 +11,7 @@ from lake_assets.assets import checks
 from lake_assets.assets.lake import table_schema
 from lake_assets.assets.warehouse import WAREHOUSE_POOL
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import monthly_partitions, partition_month
+from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
 from lake_assets.resources import Warehouse
 from lake_assets.schemas import (
     SERVICE_SUMMARY_MONTHLY,
@@ -95,21 +95,50 @@ def build_mart_asset(
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
         check_specs=checks.specs(key, [quality.EVERY_TRIP_COUNTED_ONCE]),
+        backfill_policy=RANGE_IN_ONE_RUN,
         description=description,
     )
     def mart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        month = partition_month(context)
         ds = warehouse.dataset
-        metadata, outcome = _build(warehouse, contract, month, select_sql(ds))
-        rows = warehouse.query(
-            f"SELECT {', '.join(preview_columns)} FROM {ds}.{contract.name} "
-            f"WHERE source_month = $month ORDER BY {preview_order} LIMIT 10",
-            {"month": month},
+        months = partition_months(context)
+        per_month = []
+        for month in months:
+            metadata, outcome = _build(warehouse, contract, month, select_sql(ds))
+            rows = warehouse.query(
+                f"SELECT {', '.join(preview_columns)} FROM {ds}.{contract.name} "
+                f"WHERE source_month = $month ORDER BY {preview_order} LIMIT 10",
+                {"month": month},
+            )
+            metadata[preview_name] = dg.MetadataValue.md(
+                markdown_table(list(preview_columns.values()), rows)
+            )
+            per_month.append((month, metadata, outcome))
+        if len(per_month) == 1:
+            _, metadata, outcome = per_month[0]
+            return dg.MaterializeResult(metadata=metadata, check_results=checks.results([outcome]))
+        # A range in one run: Dagster records one materialization for every month of it, so
+        # each month's own figures go into an observation of that month.
+        for month, metadata, _ in per_month:
+            context.log_event(
+                dg.AssetObservation(asset_key=key, partition=f"{month:%Y-%m}", metadata=metadata)
+            )
+        combined = quality.combine(
+            quality.EVERY_TRIP_COUNTED_ONCE, [(f"{m:%Y-%m}", o) for m, _, o in per_month]
         )
-        metadata[preview_name] = dg.MetadataValue.md(
-            markdown_table(list(preview_columns.values()), rows)
+        summary = [
+            (f"{m:%Y-%m}", md["dagster/row_count"], *(md[f"{s}_trips"] for s in SERVICES))
+            for m, md, _ in per_month
+        ]
+        return dg.MaterializeResult(
+            metadata={
+                "months": len(per_month),
+                "dagster/row_count": sum(md["dagster/row_count"] for _, md, _ in per_month),
+                "by_month": dg.MetadataValue.md(
+                    markdown_table(["month", "rows", *(f"{s} trips" for s in SERVICES)], summary)
+                ),
+            },
+            check_results=checks.results([combined]),
         )
-        return dg.MaterializeResult(metadata=metadata, check_results=checks.results([outcome]))
 
     return mart
 

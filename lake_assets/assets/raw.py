@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from lake_assets import fetch, layout
-from lake_assets.partitions import monthly_partitions, partition_month
+from lake_assets.partitions import ONE_MONTH_PER_RUN, monthly_partitions, partition_month
 from lake_assets.resources import LakeStorage, TripSource
 from lake_assets.schemas import SERVICES
 
@@ -94,6 +94,7 @@ def build_raw_trip_asset(service: str) -> dg.AssetsDefinition:
         key=key,
         group_name="raw",
         partitions_def=monthly_partitions,
+        backfill_policy=ONE_MONTH_PER_RUN,
         retry_policy=SOURCE_RETRY,
         code_version="2",
         kinds={"csv"},

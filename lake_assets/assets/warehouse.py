@@ -8,7 +8,7 @@ from lake_assets import layout, quality
 from lake_assets.assets import checks
 from lake_assets.assets.lake import table_schema
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import monthly_partitions, partition_month
+from lake_assets.partitions import ONE_MONTH_PER_RUN, monthly_partitions, partition_month
 from lake_assets.resources import LakeStorage, Warehouse
 from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
 
@@ -25,6 +25,7 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
         key=key,
         group_name="warehouse",
         partitions_def=monthly_partitions,
+        backfill_policy=ONE_MONTH_PER_RUN,
         deps=[dg.AssetKey(["lake", f"{service}_tripdata"])],
         pool=WAREHOUSE_POOL,
         code_version="2",
