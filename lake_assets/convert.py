@@ -13,7 +13,6 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -388,17 +387,6 @@ def _wrap_duckdb_error(e: duckdb.Error, name: str) -> BadInputError:
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     where = f"{name}: line {line}" if line else name
     return BadInputError(f"{where}: {first}", file=name, line=line)
-
-
-def parquet_rows(path: str | os.PathLike) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
-
-
-def iter_rejects(path: str | os.PathLike) -> Iterator[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        yield from csv.DictReader(f)
 
 
 # --- Parquet sources (the TLC's own files) ---

@@ -46,9 +46,6 @@ class LakeStorage(dg.ConfigurableResource, abc.ABC):
     def exists(self, path: str) -> bool: ...
 
     @abc.abstractmethod
-    def size(self, path: str) -> int: ...
-
-    @abc.abstractmethod
     def delete(self, path: str) -> None:
         """Remove path if present."""
 

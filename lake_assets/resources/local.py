@@ -83,9 +83,6 @@ class LocalLake(LakeStorage):
     def exists(self, path: str) -> bool:
         return self._path(path).is_file()
 
-    def size(self, path: str) -> int:
-        return self._path(path).stat().st_size
-
     def delete(self, path: str) -> None:
         _unlink(self._path(path))
 
