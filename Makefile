@@ -18,13 +18,13 @@ DEMO_ENV := \
 	DAGSTER_HOME='$(CURDIR)/dagster_home' \
 	PATH='$(BIN):$(PATH)'
 
-.PHONY: install test lint demo dev clean
+.PHONY: install test lint demo dev bench bench-quick clean
 
 $(STAMP): pyproject.toml setup.py
 	rm -f $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 install: $(STAMP)
@@ -42,6 +42,13 @@ demo: $(STAMP)
 dev: $(STAMP)
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+# Generates the month once (build/bench/data), then runs every case as its own process.
+bench: $(STAMP)
+	$(BIN)/python -m lake_assets.bench --rows 7500000 --rounds 3 --out build/bench.json
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m lake_assets.bench --quick --out build/bench-quick.json
 
 clean:
 	rm -rf data/demo build .pytest_cache

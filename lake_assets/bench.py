@@ -1,0 +1,343 @@
+"""`make bench`: lake_assets against the zoomcamp's pandas flow, on one large yellow month.
+
+Every case runs as its own process, interleaved round by round; the parent samples the resident
+memory of the whole process tree and takes CPU time from the children's rusage. Medians over
+rounds are reported, and each lake_assets/baseline ratio is taken within one round and then its
+median, so a noisy neighbour affects both sides of a ratio alike.
+
+    python -m lake_assets.bench --rows 7500000 --rounds 3
+    python -m lake_assets.bench --quick            # 1M rows, 2 rounds: about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+MONTH = date(2021, 1, 1)
+MONTH_KEY = "2021-01"
+CASES = ("baseline", "lake_assets", "dagster_cli", "polars_duckdb")
+DESCRIPTIONS = {
+    "baseline": "zoomcamp flow: pandas read_csv of the month, to_datetime, "
+    "to_parquet(gzip), DataFrame into DuckDB",
+    "lake_assets": "lake -> warehouse assets in one process (dg.materialize), raw already landed",
+    "dagster_cli": "the same through `dagster asset materialize` (multiprocess executor)",
+    "polars_duckdb": "reference pair: polars scan_csv -> sink_parquet, DuckDB INSERT FROM "
+    "read_parquet",
+}
+RAW_REL = f"raw/yellow_tripdata/yellow_tripdata_{MONTH_KEY}.csv.gz"
+
+
+# --- the cases, each run in a child process: `python -m lake_assets.bench --case NAME` ---
+
+
+def case_baseline(src: Path, work: Path) -> dict:
+    """The zoomcamp week-2 flow, as its notebooks and flows write it."""
+    import duckdb
+    import pandas as pd
+
+    df = pd.read_csv(src)
+    df["tpep_pickup_datetime"] = pd.to_datetime(df["tpep_pickup_datetime"])
+    df["tpep_dropoff_datetime"] = pd.to_datetime(df["tpep_dropoff_datetime"])
+    parquet = work / "yellow_tripdata.parquet"
+    df.to_parquet(parquet, compression="gzip")
+    con = duckdb.connect(str(work / "warehouse.duckdb"))
+    con.register("df", df)
+    con.execute("CREATE TABLE yellow_tripdata AS SELECT * FROM df")
+    rows = con.execute("SELECT count(*) FROM yellow_tripdata").fetchone()[0]
+    con.close()
+    return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
+
+
+def _land_raw(src: Path, lake: Path) -> None:
+    """'Download excluded': the month is in the lake before the clock starts."""
+    dest = lake / RAW_REL
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def case_lake_assets(src: Path, work: Path) -> dict:
+    import dagster as dg
+
+    from lake_assets.definitions import build_definitions
+    from lake_assets.settings import Settings
+
+    settings = Settings(
+        tlc_source_url=_source_url(src),
+        lake_dir=str(work / "lake"),
+        duckdb_path=str(work / "warehouse.duckdb"),
+    )
+    defs = build_definitions(settings)
+    result = dg.materialize(
+        list(defs.assets),
+        selection=["lake/yellow_tripdata", "warehouse/yellow_tripdata"],
+        partition_key=MONTH_KEY,
+        resources=defs.resources,
+    )
+    return _lake_assets_figures(work, result.success)
+
+
+def _lake_assets_figures(work: Path, success: bool) -> dict:
+    import duckdb
+
+    if not success:
+        raise SystemExit("the lake_assets run failed")
+    parquet = work / "lake" / f"lake/yellow_tripdata/yellow_tripdata_{MONTH_KEY}.parquet"
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
+    con.close()
+    return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
+
+
+def case_polars_duckdb(src: Path, work: Path) -> dict:
+    import duckdb
+    import polars as pl
+
+    parquet = work / "yellow_tripdata.parquet"
+    pl.scan_csv(src).sink_parquet(parquet, compression="zstd")
+    con = duckdb.connect(str(work / "warehouse.duckdb"))
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"CREATE TABLE yellow_tripdata AS FROM read_parquet('{parquet}') LIMIT 0")
+    con.execute(f"INSERT INTO yellow_tripdata SELECT * FROM read_parquet('{parquet}')")
+    rows = con.execute("SELECT count(*) FROM yellow_tripdata").fetchone()[0]
+    con.close()
+    return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
+
+
+def _child(case: str, src: Path, work: Path) -> None:
+    figures = {
+        "baseline": case_baseline,
+        "lake_assets": case_lake_assets,
+        "polars_duckdb": case_polars_duckdb,
+    }[case](src, work)
+    print("BENCH_RESULT " + json.dumps(figures), flush=True)
+
+
+# --- the parent: processes, measurements, report ---
+
+
+class TreeSampler:
+    """Peak resident memory of a process and all its descendants, sampled every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for p in [self.root, *self.root.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _source_url(src: Path) -> str:
+    return src.parent.parent.as_uri() + "/{service}/{service}_tripdata_{year}-{month}.csv.gz"
+
+
+def _command(case: str, src: Path, work: Path) -> tuple[list[str], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
+    if case != "dagster_cli":
+        env["DAGSTER_HOME"] = ""
+        cmd = [sys.executable, "-m", "lake_assets.bench", "--case", case]
+        return cmd + ["--src", str(src), "--work", str(work)], env
+    env.update(
+        DAGSTER_HOME=str(work / "dagster_home"),
+        TLC_SOURCE_URL=_source_url(src),
+        LAKE_DIR=str(work / "lake"),
+        DUCKDB_PATH=str(work / "warehouse.duckdb"),
+    )
+    cmd = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
+    cmd += ["-m", "lake_assets.definitions", "--partition", MONTH_KEY]
+    return cmd + ["--select", "lake/yellow_tripdata,warehouse/yellow_tripdata"], env
+
+
+def measure(case: str, src: Path, scratch: Path) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"{case}_", dir=scratch))
+    if case in ("lake_assets", "dagster_cli"):
+        _land_raw(src, work / "lake")
+    if case == "dagster_cli":
+        # The instance is set up before the clock starts: that is installation, not ingestion.
+        import dagster as dg
+
+        home = work / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        dg.DagsterInstance.from_config(str(home)).dispose()
+    cmd, env = _command(case, src, work)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    with TreeSampler(proc.pid) as sampler:
+        out, _ = proc.communicate()
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{case} failed:\n{out[-4000:]}")
+    if case == "dagster_cli":
+        figures = _lake_assets_figures(work, "RUN_SUCCESS" in out)
+    else:
+        line = [x for x in out.splitlines() if x.startswith("BENCH_RESULT ")][-1]
+        figures = json.loads(line.split(" ", 1)[1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "rows": figures["rows"],
+        "rows_per_s": round(figures["rows"] / wall),
+        "parquet_bytes": figures["parquet_bytes"],
+    }
+
+
+def month_file(root: Path, rows: int) -> Path:
+    """The benchmark month, generated once per row count and kept under root."""
+    from lake_assets import generator
+
+    path = root / f"rows_{rows}" / "yellow" / f"yellow_tripdata_{MONTH_KEY}.csv.gz"
+    if not path.exists():
+        print(f"generating {rows:,} rows of yellow {MONTH_KEY} into {path}", flush=True)
+        generator.write_month("yellow", MONTH, rows, path)
+    return path
+
+
+def run(rows: int, rounds: int, cases: tuple[str, ...], root: Path) -> dict:
+    src = month_file(root / "data", rows)
+    scratch = root / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    samples: dict[str, list[dict]] = {c: [] for c in cases}
+    for r in range(rounds):
+        for case in cases:
+            m = measure(case, src, scratch)
+            samples[case].append(m)
+            print(
+                f"round {r + 1}/{rounds} {case:<14} {m['wall_s']:>7.2f} s wall "
+                f"{m['cpu_s']:>7.2f} s cpu {m['peak_rss_mb']:>8.1f} MB",
+                flush=True,
+            )
+    medians = {
+        case: {k: statistics.median(s[k] for s in runs) for k in runs[0]}
+        for case, runs in samples.items()
+    }
+    ratios = {}
+    if "baseline" in samples:
+        for case in cases:
+            if case == "baseline":
+                continue
+            pairs = zip(samples["baseline"], samples[case], strict=True)
+            per_round = [
+                (b["wall_s"] / c["wall_s"], c["peak_rss_mb"] / b["peak_rss_mb"]) for b, c in pairs
+            ]
+            ratios[case] = {
+                "speedup_vs_baseline": round(statistics.median(p[0] for p in per_round), 2),
+                "rss_vs_baseline": round(statistics.median(p[1] for p in per_round), 3),
+            }
+    return {
+        "month": MONTH_KEY,
+        "rows": rows,
+        "source_bytes": src.stat().st_size,
+        "rounds": rounds,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "cases": {
+            c: {"description": DESCRIPTIONS[c], "median": medians[c], "runs": samples[c]}
+            for c in cases
+        },
+        "ratios": ratios,
+    }
+
+
+def table(report: dict) -> str:
+    lines = [
+        f"{report['rows']:,} rows of yellow {report['month']} "
+        f"({report['source_bytes'] / 2**20:,.0f} MiB gz), medians of {report['rounds']} rounds, "
+        f"{report['machine']['cpus']} CPUs / {report['machine']['memory_gb']} GB",
+        "",
+        "| case | wall s | CPU s | peak RSS MB | rows/s | Parquet MB | speed-up vs baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, data in report["cases"].items():
+        m = data["median"]
+        speedup = report["ratios"].get(case, {}).get("speedup_vs_baseline")
+        if case == "baseline":
+            versus = "1.00 (reference)"
+        else:
+            versus = f"{speedup:.2f}x" if speedup else ""
+        lines.append(
+            f"| {case} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['peak_rss_mb']:.0f} | "
+            f"{m['rows_per_s']:,.0f} | {m['parquet_bytes'] / 2**20:.1f} | {versus} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--rows", type=int, default=7_500_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="1M rows, 2 rounds")
+    p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    p.add_argument("--root", type=Path, default=Path("build/bench"), help="cache and scratch")
+    p.add_argument("--out", type=Path, default=Path("build/bench.json"))
+    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    p.add_argument("--src", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.case:
+        _child(args.case, args.src, args.work)
+        return
+    rows, rounds = (1_000_000, 2) if args.quick else (args.rows, args.rounds)
+    report = run(rows, rounds, tuple(args.cases), args.root.resolve())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print()
+    print(table(report))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

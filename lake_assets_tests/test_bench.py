@@ -1,0 +1,35 @@
+"""The benchmark harness runs end to end on a tiny month and reports every field (no timings
+are asserted: speed and memory are the benchmark's business, not the test suite's)."""
+
+import json
+
+from lake_assets import bench
+
+
+def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(
+        ["--rows", "3000", "--rounds", "1", "--root", str(tmp_path / "b"), "--out", str(out)]
+    )
+    report = json.loads(out.read_text())
+    assert report["rows"] == 3000 and report["rounds"] == 1
+    assert set(report["cases"]) == set(bench.CASES)
+    for case, data in report["cases"].items():
+        median = data["median"]
+        assert set(median) == {
+            "wall_s",
+            "cpu_s",
+            "peak_rss_mb",
+            "rows",
+            "rows_per_s",
+            "parquet_bytes",
+        }
+        assert median["rows"] == 3000, case  # every case loaded the whole month
+        assert median["wall_s"] > 0 and median["peak_rss_mb"] > 0 and median["parquet_bytes"] > 0
+    assert set(report["ratios"]) == {"lake_assets", "dagster_cli", "polars_duckdb"}
+    assert set(report["ratios"]["lake_assets"]) == {"speedup_vs_baseline", "rss_vs_baseline"}
+    assert {"cpus", "memory_gb", "python", "platform"} <= set(report["machine"])
+    # the cached month is reused, not regenerated
+    month = tmp_path / "b" / "data" / "rows_3000" / "yellow" / "yellow_tripdata_2021-01.csv.gz"
+    assert bench.month_file(tmp_path / "b" / "data", 3000) == month
+    assert "| lake_assets |" in bench.table(report)
