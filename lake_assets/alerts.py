@@ -115,16 +115,23 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhook)
 def asset_check_failure_alert(
     context: dg.SensorEvaluationContext, alerts: AlertWebhook
 ) -> dg.SkipReason | None:
+    if not context.cursor:
+        # First tick: start from now; failures from before the sensor ran are history.
+        latest = context.instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
+            ascending=False,
+            limit=1,
+        )
+        context.update_cursor(str(latest[0].storage_id if latest else 0))
+        return dg.SkipReason("watching asset check evaluations from now on")
     records = context.instance.get_event_records(
         dg.EventRecordsFilter(
             event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            after_cursor=int(context.cursor) if context.cursor else None,
+            after_cursor=int(context.cursor),
         ),
         ascending=True,
         limit=200,
     )
-    if not context.cursor and not records:
-        return dg.SkipReason("no asset check has been evaluated yet")
     sent = 0
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data

@@ -145,12 +145,25 @@ def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, web
     from lake_assets import generator
 
     instance = dg.DagsterInstance.ephemeral()
+    alerts = AlertWebhook(url=webhook.url)
+    # A failure from before the sensor was switched on is history: no alert for it.
+    http_server.put(
+        "green/green_tripdata_2020-02.csv.gz",
+        generator.gzip_bytes(",".join(generator.GREEN_HEADER) + "\n"),
+    )
+    assert not materialize(defs, trip_selection("green"), "2020-02", instance=instance).success
+    first = asset_check_failure_alert.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources={"alerts": alerts})
+    )
+    assert first.skip_message == "watching asset check evaluations from now on"
+    assert webhook.posts == []
     header_only = ",".join(generator.GREEN_HEADER) + "\n"
     http_server.put("green/green_tripdata_2020-03.csv.gz", generator.gzip_bytes(header_only))
     assert not materialize(defs, trip_selection("green"), "2020-03", instance=instance).success
-    alerts = AlertWebhook(url=webhook.url)
     result = asset_check_failure_alert.evaluate_tick(
-        dg.build_sensor_context(instance=instance, resources={"alerts": alerts})
+        dg.build_sensor_context(
+            instance=instance, cursor=first.cursor, resources={"alerts": alerts}
+        )
     )
     (post,) = webhook.posts
     fields = {f["title"]: f["value"] for f in post["json"]["attachments"][0]["fields"]}
