@@ -13,13 +13,15 @@ import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from lake_assets.schemas import DUCKDB_TYPES, TableContract
+from lake_assets.schemas import DUCKDB_TYPES, Column, TableContract
 
 BAD_ROWS_MODES = ("fail", "quarantine")
 # Enough for the reader's batches and Parquet row groups; DuckDB spills past it rather than grow.
@@ -191,15 +193,10 @@ def _plan(
     )
     exprs, int_sources, missing = [], [], []
     for col in contract.columns:
-        if col.name == "source_month":
-            if month is None:
-                raise ValueError(f"{contract.name} needs a partition month for source_month")
-            exprs.append(f"DATE {_lit(month.isoformat())} AS {_q(col.name)}")
-            continue
         src = by_target.get(col.name)
         if src is None:
-            missing.append(col.name)
-            exprs.append(f"CAST(NULL AS {col.duckdb_type}) AS {_q(col.name)}")
+            missing += [col.name] if col.name != "source_month" else []
+            exprs.append(_constant_column(col, month, contract))
         elif col.type == "int64":
             int_sources.append(src)
             exprs.append(f"{_int_expr(src)} AS {_q(col.name)}")
@@ -208,17 +205,34 @@ def _plan(
     return _Plan(read_csv, ",\n  ".join(exprs), int_sources, missing)
 
 
-def _connect(memory_limit: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
-    # Insertion order is kept so the Parquet rows follow the file's lines.
-    con = duckdb.connect(
-        config={
-            "memory_limit": memory_limit,
-            "temp_directory": temp_dir,
-            "preserve_insertion_order": True,
-        }
-    )
-    con.execute("SET enable_progress_bar = false")
-    return con
+@contextmanager
+def _session(memory_limit: str, threads: int | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB that spills to a private temporary folder past memory_limit."""
+    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as spill:
+        # Insertion order is kept so the Parquet rows follow the file's lines.
+        con = duckdb.connect(
+            config={
+                "memory_limit": memory_limit,
+                "temp_directory": spill,
+                "preserve_insertion_order": True,
+            }
+        )
+        try:
+            con.execute("SET enable_progress_bar = false")
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            yield con
+        finally:
+            con.close()
+
+
+def _constant_column(col: Column, month: date | None, contract: TableContract) -> str:
+    """source_month (the partition's month), or NULL for a column the source lacks."""
+    if col.name != "source_month":
+        return f"CAST(NULL AS {col.duckdb_type}) AS {_q(col.name)}"
+    if month is None:
+        raise ValueError(f"{contract.name} needs a partition month for source_month")
+    return f"DATE {_lit(month.isoformat())} AS {_q(col.name)}"
 
 
 def _duckdb_rejects(con: duckdb.DuckDBPyConnection, header: list[str]) -> list[Reject]:
@@ -328,38 +342,32 @@ def csv_to_parquet(
     pairs = map_header(header, contract, name)
     plan = _plan(src, pairs, contract, month)
     tmp_dest = dest.with_name(dest.name + ".inprogress")
-    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as spill:
-        con = _connect(memory_limit, spill)
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        try:
-            extra: list[Reject] = []
-            where = ""
-            while True:
-                sql = (
-                    f"COPY (SELECT\n  {plan.select}\nFROM {plan.read_csv}{where}) "
-                    f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
-                )
-                try:
-                    written = con.execute(sql).fetchone()[0]
-                    break
-                except duckdb.Error as e:
-                    _cleanup(tmp_dest)
-                    if _NON_INTEGRAL not in str(e):
+    with _session(memory_limit, threads) as con:
+        extra: list[Reject] = []
+        where = ""
+        while True:
+            sql = (
+                f"COPY (SELECT\n  {plan.select}\nFROM {plan.read_csv}{where}) "
+                f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
+            )
+            try:
+                written = con.execute(sql).fetchone()[0]
+                break
+            except duckdb.Error as e:
+                _cleanup(tmp_dest)
+                if _NON_INTEGRAL not in str(e):
+                    raise _wrap_duckdb_error(e, name) from e
+                if bad_rows == "fail" or where:
+                    bad = _scan_non_integral(src, header, plan.int_sources, first_only=True)
+                    if not bad:  # pragma: no cover - DuckDB and Python disagree on a value
                         raise _wrap_duckdb_error(e, name) from e
-                    if bad_rows == "fail" or where:
-                        bad = _scan_non_integral(src, header, plan.int_sources, first_only=True)
-                        if not bad:  # pragma: no cover - DuckDB and Python disagree on a value
-                            raise _wrap_duckdb_error(e, name) from e
-                        _raise_first(name, contract, bad[0], 1)
-                    extra = _scan_non_integral(src, header, plan.int_sources, first_only=False)
-                    con.execute(
-                        "DROP TABLE IF EXISTS csv_rejects; DROP TABLE IF EXISTS csv_reject_scans"
-                    )
-                    where = "\nWHERE " + " AND ".join(_int_ok(s) for s in plan.int_sources)
-            rejects = sorted(_duckdb_rejects(con, header) + extra, key=lambda r: r.line)
-        finally:
-            con.close()
+                    _raise_first(name, contract, bad[0], 1)
+                extra = _scan_non_integral(src, header, plan.int_sources, first_only=False)
+                con.execute(
+                    "DROP TABLE IF EXISTS csv_rejects; DROP TABLE IF EXISTS csv_reject_scans"
+                )
+                where = "\nWHERE " + " AND ".join(_int_ok(s) for s in plan.int_sources)
+        rejects = sorted(_duckdb_rejects(con, header) + extra, key=lambda r: r.line)
     if rejects and bad_rows == "fail":
         _cleanup(tmp_dest)
         _raise_first(name, contract, rejects[0], len(rejects))
@@ -455,15 +463,10 @@ def parquet_to_parquet(
     by_target = {t: s for s, t in map_header(header, contract, name, csv_header=False) if t}
     exprs, checks, missing = [], [], []
     for col in contract.columns:
-        if col.name == "source_month":
-            if month is None:
-                raise ValueError(f"{contract.name} needs a partition month for source_month")
-            exprs.append(f"DATE {_lit(month.isoformat())} AS {_q(col.name)}")
-            continue
         source = by_target.get(col.name)
         if source is None:
-            missing.append(col.name)
-            exprs.append(f"CAST(NULL AS {col.duckdb_type}) AS {_q(col.name)}")
+            missing += [col.name] if col.name != "source_month" else []
+            exprs.append(_constant_column(col, month, contract))
             continue
         expr, ok, expected = _parquet_plan(schema.field(source).type, col.type, _q(source))
         # The CASE keeps the column nullable: DuckDB would otherwise mark it NOT NULL in the
@@ -476,48 +479,42 @@ def parquet_to_parquet(
     tmp_dest = dest.with_name(dest.name + ".inprogress")
     rejects: list[Reject] = []
     where = ""
-    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as spill:
-        con = _connect(memory_limit, spill)
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
+    with _session(memory_limit, threads) as con:
+        if checks:
+            all_ok = " AND ".join(ok for _, ok, _ in checks)
+            which = " ".join(f"WHEN NOT {ok} THEN {i}" for i, (_, ok, _) in enumerate(checks))
+            values = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c, _, _ in checks)
+            limit = " LIMIT 1" if bad_rows == "fail" else ""
+            bad = con.execute(
+                f"SELECT file_row_number, CASE {which} END, [{values}] FROM {reader} "
+                f"WHERE NOT ({all_ok}) ORDER BY file_row_number{limit}"
+            ).fetchall()
+            for row_number, i, row_values in bad:
+                column, _, expected = checks[i]
+                value = row_values[i]
+                error = f"{value!r} is not {expected}"
+                rejects.append(Reject(row_number + 1, column, value, error, ""))
+            if rejects and bad_rows == "fail":
+                r = rejects[0]
+                raise BadInputError(
+                    f"{name}: row {r.line}, column {r.column!r}: {r.error}. Nothing was "
+                    "written; set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects "
+                    "file instead.",
+                    file=name,
+                    line=r.line,
+                    column=r.column,
+                    value=r.value,
+                )
+            if rejects:
+                where = f"\nWHERE {all_ok}"
         try:
-            if checks:
-                all_ok = " AND ".join(ok for _, ok, _ in checks)
-                which = " ".join(f"WHEN NOT {ok} THEN {i}" for i, (_, ok, _) in enumerate(checks))
-                values = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c, _, _ in checks)
-                limit = " LIMIT 1" if bad_rows == "fail" else ""
-                bad = con.execute(
-                    f"SELECT file_row_number, CASE {which} END, [{values}] FROM {reader} "
-                    f"WHERE NOT ({all_ok}) ORDER BY file_row_number{limit}"
-                ).fetchall()
-                for row_number, i, row_values in bad:
-                    column, _, expected = checks[i]
-                    value = row_values[i]
-                    error = f"{value!r} is not {expected}"
-                    rejects.append(Reject(row_number + 1, column, value, error, ""))
-                if rejects and bad_rows == "fail":
-                    r = rejects[0]
-                    raise BadInputError(
-                        f"{name}: row {r.line}, column {r.column!r}: {r.error}. Nothing was "
-                        "written; set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects "
-                        "file instead.",
-                        file=name,
-                        line=r.line,
-                        column=r.column,
-                        value=r.value,
-                    )
-                if rejects:
-                    where = f"\nWHERE {all_ok}"
-            try:
-                (written,) = con.execute(
-                    f"COPY (SELECT\n  {', '.join(exprs)}\nFROM {reader}{where}) "
-                    f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
-                ).fetchone()
-            except duckdb.Error as e:
-                _cleanup(tmp_dest)
-                raise _wrap_duckdb_error(e, name) from e
-        finally:
-            con.close()
+            (written,) = con.execute(
+                f"COPY (SELECT\n  {', '.join(exprs)}\nFROM {reader}{where}) "
+                f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
+            ).fetchone()
+        except duckdb.Error as e:
+            _cleanup(tmp_dest)
+            raise _wrap_duckdb_error(e, name) from e
     os.replace(tmp_dest, dest)
     return ConversionResult(
         rows_written=int(written),
