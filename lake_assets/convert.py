@@ -71,9 +71,12 @@ class ConversionResult:
         return self.rows_written + self.rows_rejected
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def is_gzip(path: str | os.PathLike) -> bool:
     with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
+        return f.read(2) == GZIP_MAGIC
 
 
 def _open_text(path: str | os.PathLike) -> io.TextIOBase:
@@ -154,18 +157,23 @@ def _reader_type(contract_type: str) -> str:
     ]
 
 
+def _whole_number(x: str) -> str:
+    """SQL: the DOUBLE expression x holds a whole number that fits a BIGINT."""
+    return f"(isfinite({x}) AND {x} = trunc({x}) AND abs({x}) < 9.0e18)"
+
+
 def _int_expr(src: str) -> str:
     s = _q(src)
     return (
         f"CASE WHEN {s} IS NULL THEN NULL "
-        f"WHEN isfinite({s}) AND {s} = trunc({s}) AND abs({s}) < 9.0e18 THEN CAST({s} AS BIGINT) "
+        f"WHEN {_whole_number(s)} THEN CAST({s} AS BIGINT) "
         f"ELSE error({_lit(_NON_INTEGRAL + src)}) END"
     )
 
 
 def _int_ok(src: str) -> str:
     s = _q(src)
-    return f"({s} IS NULL OR (isfinite({s}) AND {s} = trunc({s}) AND abs({s}) < 9.0e18))"
+    return f"({s} IS NULL OR {_whole_number(s)})"
 
 
 @dataclass
@@ -253,12 +261,11 @@ def _duckdb_rejects(con: duckdb.DuckDBPyConnection, header: list[str]) -> list[R
     rejects = []
     for line, column_idx, column_name, error_type, message, csv_line in rows:
         raw = (csv_line or "").strip("\r\n")
+        fields = next(csv.reader([raw]), [])
         if error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
-            fields = next(csv.reader([raw]), [])
             error = f"expected {len(header)} fields, found {len(fields)}"
             rejects.append(Reject(int(line), "", raw, error, raw))
             continue
-        fields = next(csv.reader([raw]), [])
         value = fields[column_idx - 1] if 0 < column_idx <= len(fields) else ""
         m = re.search(r"to '([A-Z]+)'", message or "")
         target = m.group(1) if m else "its type"
@@ -424,8 +431,7 @@ def _parquet_plan(src_type, target_type: str, q: str) -> tuple[str, str | None, 
         if pa.types.is_integer(src_type):
             return f"CAST({q} AS BIGINT)", None, ""
         d = f"TRY_CAST({q} AS DOUBLE)"
-        ok = f"(isfinite({d}) AND {d} = trunc({d}) AND abs({d}) < 9.0e18)"
-        return f"CAST({d} AS BIGINT)", ok, "a whole number"
+        return f"CAST({d} AS BIGINT)", _whole_number(d), "a whole number"
     if target_type == "float64" and numeric:
         return f"CAST({q} AS DOUBLE)", None, ""
     if target_type == "timestamp" and (
