@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 from isal import igzip
 
+from lake_assets.convert import detect_format, is_gzip
 from lake_assets.schemas import TableContract, arrow_schema
 
 ERROR, WARN = "ERROR", "WARN"
@@ -120,9 +121,7 @@ def count_data_rows(path: str | os.PathLike) -> int:
 
     A last line without a newline (a cut file) counts; blank lines do not (the parser skips them).
     """
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    opener = igzip.open if gz else open
+    opener = igzip.open if is_gzip(path) else open
     newlines = blank = 0
     tail = last = b""
     with opener(path, "rb") as f:
@@ -141,11 +140,10 @@ def count_data_rows(path: str | os.PathLike) -> int:
 
 def count_source_rows(path: str | os.PathLike) -> int:
     """Rows of a landed file: its Parquet footer, or its non-blank CSV data lines."""
-    with open(path, "rb") as f:
-        if f.read(4) == b"PAR1":
-            import pyarrow.parquet as pq
+    if detect_format(path) == "parquet":
+        import pyarrow.parquet as pq
 
-            return pq.ParquetFile(path).metadata.num_rows
+        return pq.ParquetFile(path).metadata.num_rows
     return count_data_rows(path)
 
 

@@ -56,8 +56,9 @@ def _convert(
         ThreadPoolExecutor(1) as pool,
     ):
         staged = staging / "out.parquet"
-        # The independent count of the raw file's rows runs beside DuckDB's conversion.
-        source_rows = pool.submit(quality.count_source_rows, src)
+        # The independent count of a trip month's raw rows (for the parity check) runs beside
+        # DuckDB's conversion; the zone lookup has no parity check.
+        source_rows = pool.submit(quality.count_source_rows, src) if service else None
         try:
             result = convert.to_parquet(
                 src,
