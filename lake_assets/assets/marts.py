@@ -45,9 +45,6 @@ def markdown_table(header: list[str], rows: list[tuple]) -> str:
 def _build(
     warehouse: Warehouse, contract: TableContract, month: date, select_sql: str
 ) -> tuple[dict, quality.Outcome]:
-    # A service never loaded still has an (empty) table, so the union query always runs.
-    for c in (*(contract_for(s) for s in SERVICES), TAXI_ZONES):
-        warehouse.ensure_table(c)
     started = time.monotonic()
     result = warehouse.replace_month_from_query(contract, month, select_sql)
     seconds = time.monotonic() - started
@@ -100,6 +97,9 @@ def build_mart_asset(
     )
     def mart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         ds = warehouse.dataset
+        # A service never loaded still gets an (empty) table, so the union query always runs.
+        for c in (*(contract_for(s) for s in SERVICES), TAXI_ZONES):
+            warehouse.ensure_table(c)
         months = partition_months(context)
         per_month = []
         for month in months:
