@@ -99,6 +99,22 @@ def _unlink(path: Path) -> None:
         pass
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit when the block ends cleanly; otherwise roll back, leaving the table as it was."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _columns(contract: TableContract) -> str:
+    return ", ".join(f'"{c}"' for c in contract.column_names)
+
+
 def _is_lock_error(e: Exception) -> bool:
     text = str(e).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
@@ -179,10 +195,9 @@ class DuckDBWarehouse(Warehouse):
         return table
 
     def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
-        src = _local_path(parquet_uri)
-        cols = ", ".join(f'"{c}"' for c in contract.column_names)
+        select = f"SELECT {_columns(contract)} FROM read_parquet($src)"
         return self._replace_month(
-            contract, month, f"SELECT {cols} FROM read_parquet($src)", {"src": src}, parquet_uri
+            contract, month, select, {"src": _local_path(parquet_uri)}, parquet_uri
         )
 
     def replace_month_from_query(
@@ -193,50 +208,39 @@ class DuckDBWarehouse(Warehouse):
     def _replace_month(
         self, contract: TableContract, month: date, select_sql: str, params: dict, origin: str
     ) -> LoadResult:
-        cols = ", ".join(f'"{c}"' for c in contract.column_names)
         with self.connect() as con:
             table = self._prepare(con, contract)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(con):
                 con.execute(f"DELETE FROM {table} WHERE source_month = ?", [month])
                 (others,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
                 run_params = {**params, "month": month} if "$month" in select_sql else params
                 (loaded,) = con.execute(
-                    f"INSERT INTO {table} ({cols}) {select_sql}", run_params
+                    f"INSERT INTO {table} ({_columns(contract)}) {select_sql}", run_params
                 ).fetchone()
                 total, slice_rows = con.execute(
                     f"SELECT count(*), count(*) FILTER (source_month = ?) FROM {table}", [month]
                 ).fetchone()
                 if total - others != slice_rows:
-                    # The input holds rows of another month: refuse it; the rollback below leaves
-                    # the table as it was.
+                    # The input holds rows of another month: refuse it; the transaction rolls
+                    # back and leaves the table as it was.
                     raise ValueError(
                         f"{origin}: {total - others - slice_rows} rows have a source_month "
                         f"other than {month}"
                     )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         return LoadResult(
             table=table, rows_loaded=int(loaded), table_rows=int(total), slice_rows=int(slice_rows)
         )
 
     def replace_table(self, contract: TableContract, parquet_uri: str) -> LoadResult:
-        src = _local_path(parquet_uri)
-        cols = ", ".join(f'"{c}"' for c in contract.column_names)
+        cols = _columns(contract)
         with self.connect() as con:
             table = self._prepare(con, contract)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(con):
                 con.execute(f"DELETE FROM {table}")
-                loaded = con.execute(
-                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)", [src]
-                ).fetchone()[0]
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                (loaded,) = con.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet(?)",
+                    [_local_path(parquet_uri)],
+                ).fetchone()
         return LoadResult(table=table, rows_loaded=int(loaded), table_rows=int(loaded))
 
     def query(self, sql: str, params: list | dict | None = None) -> list[tuple]:
