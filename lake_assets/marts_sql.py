@@ -20,7 +20,7 @@ def _or_null(contract: TableContract, expr: str, column: str, sql_type: str) -> 
 
 
 def duration_seconds(start: str, end: str) -> str:
-    return f"(epoch({end}) - epoch({start}))"
+    return f"date_diff('second', {start}, {end})"
 
 
 def trips_by_zone_sql(schema: str) -> str:
