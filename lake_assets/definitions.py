@@ -11,9 +11,44 @@ from lake_assets.assets.raw import raw_assets
 from lake_assets.assets.warehouse import warehouse_assets
 from lake_assets.automation import automation_sensor
 from lake_assets.jobs import jobs
-from lake_assets.resources import DuckDBWarehouse, IngestPolicy, LocalLake, UrlTemplateSource
+from lake_assets.resources import (
+    BigQueryWarehouse,
+    DuckDBWarehouse,
+    GCSLake,
+    IngestPolicy,
+    LakeStorage,
+    LocalLake,
+    UrlTemplateSource,
+    Warehouse,
+)
 from lake_assets.sensors import build_schedules, release_sensors
 from lake_assets.settings import Settings
+
+
+def build_backend(settings: Settings, resolved: bool = False) -> tuple[LakeStorage, Warehouse]:
+    """The lake and warehouse for settings.lake_env. Cloud ids reach the code location through
+    dg.EnvVar (resolved at run time, shown as such in the UI); resolved=True gives plain values,
+    for scripts that call the resources outside a run (the demo's summary)."""
+    if settings.lake_env == "gcp":
+
+        def cloud_id(name: str, value: str):
+            return value if resolved else dg.EnvVar(name)
+
+        return (
+            GCSLake(
+                project=cloud_id("GCP_PROJECT", settings.gcp_project),
+                bucket=cloud_id("GCS_BUCKET", settings.gcs_bucket),
+                prefix=settings.gcs_prefix,
+                emulator_host=settings.storage_emulator_host or None,
+            ),
+            BigQueryWarehouse(
+                project=cloud_id("GCP_PROJECT", settings.gcp_project),
+                dataset_name=settings.bq_dataset,
+                location=settings.bq_location,
+                emulator_host=settings.bigquery_emulator_host or None,
+            ),
+        )
+    return LocalLake(base_dir=settings.lake_dir), DuckDBWarehouse(path=settings.duckdb_path)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -29,12 +64,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         if settings.alert_webhook_configured
         else AlertWebhook()
     )
+    lake, warehouse = build_backend(settings)
     return {
         "alerts": alerts,
         "source": source,
         "ingest": ingest,
-        "lake": LocalLake(base_dir=settings.lake_dir),
-        "warehouse": DuckDBWarehouse(path=settings.duckdb_path),
+        "lake": lake,
+        "warehouse": warehouse,
     }
 
 

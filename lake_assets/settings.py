@@ -26,7 +26,9 @@ SOURCES = {
 # The DataTalksClub mirror's last month.
 DATATALKSCLUB_LAST_MONTH = "2021-07"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-LAKE_ENVS = ("local",)
+LAKE_ENVS = ("local", "gcp")
+# BigQuery dataset names: letters, digits and underscores.
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 BAD_ROWS = ("fail", "quarantine")
 
 
@@ -50,6 +52,16 @@ class Settings:
     # Last partition (YYYY-MM); empty: the mirror's last month, or for the TLC source the
     # month it is expected to have published (two months back).
     end_month: str = ""
+    # LAKE_ENV=gcp. The project and bucket reach the resources through dg.EnvVar; they are read
+    # here only to fail at launch, naming what is missing.
+    gcp_project: str = ""
+    gcs_bucket: str = ""
+    gcs_prefix: str = ""
+    bq_dataset: str = "nyc_taxi"
+    bq_location: str = "US"
+    # Emulator endpoints (tests, `make demo-gcp`): anonymous credentials, no Google.
+    storage_emulator_host: str = ""
+    bigquery_emulator_host: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +85,13 @@ class Settings:
             alert_webhook_configured=bool(get("ALERT_WEBHOOK_URL", "")),
             start_month=get("TLC_START_MONTH", cls.start_month),
             end_month=get("TLC_END_MONTH", ""),
+            gcp_project=get("GCP_PROJECT", ""),
+            gcs_bucket=get("GCS_BUCKET", ""),
+            gcs_prefix=get("GCS_PREFIX", "").strip("/"),
+            bq_dataset=get("BQ_DATASET", cls.bq_dataset),
+            bq_location=get("BQ_LOCATION", cls.bq_location),
+            storage_emulator_host=get("STORAGE_EMULATOR_HOST", ""),
+            bigquery_emulator_host=get("BIGQUERY_EMULATOR_HOST", ""),
         )
         settings.validate()
         return settings
@@ -94,6 +113,8 @@ class Settings:
             raise SettingsError(
                 f"LAKE_ENV={self.lake_env!r} is not supported; use one of {', '.join(LAKE_ENVS)}"
             )
+        if self.lake_env == "gcp":
+            self._validate_gcp()
         if self.bad_rows not in BAD_ROWS:
             raise SettingsError(f"TLC_BAD_ROWS={self.bad_rows!r}: use one of {', '.join(BAD_ROWS)}")
         missing = [p for p in ("{service}", "{year}", "{month}") if p not in self.tlc_source_url]
@@ -108,6 +129,37 @@ class Settings:
         ):
             if not url.startswith(("http://", "https://", "file://")):
                 raise SettingsError(f"{name}={url!r}: use an http://, https:// or file:// URL")
+
+    def _validate_gcp(self) -> None:
+        missing = [
+            name
+            for name, value in (("GCP_PROJECT", self.gcp_project), ("GCS_BUCKET", self.gcs_bucket))
+            if not value
+        ]
+        if missing:
+            raise SettingsError(
+                f"LAKE_ENV=gcp needs {' and '.join(missing)} set (see the README's GCP section)"
+            )
+        if self.gcs_bucket.startswith("gs://") or "/" in self.gcs_bucket:
+            raise SettingsError(
+                f"GCS_BUCKET={self.gcs_bucket!r}: give the bucket's name only; a folder inside "
+                "it goes in GCS_PREFIX"
+            )
+        if not _DATASET.match(self.bq_dataset):
+            raise SettingsError(
+                f"BQ_DATASET={self.bq_dataset!r}: use letters, digits and underscores"
+            )
+        for name, host in (
+            ("STORAGE_EMULATOR_HOST", self.storage_emulator_host),
+            ("BIGQUERY_EMULATOR_HOST", self.bigquery_emulator_host),
+        ):
+            if host and not host.startswith(("http://", "https://")):
+                raise SettingsError(f"{name}={host!r}: use a URL such as http://127.0.0.1:9050")
+        if bool(self.storage_emulator_host) != bool(self.bigquery_emulator_host):
+            # Half emulated would write test data to a real bucket or a real dataset.
+            raise SettingsError(
+                "set both STORAGE_EMULATOR_HOST and BIGQUERY_EMULATOR_HOST, or neither"
+            )
 
 
 def _float(text: str, name: str) -> float:

@@ -119,9 +119,11 @@ def test_env_example_lists_every_setting():
         assert f"\n# {name}=" in text, name
 
 
-@pytest.mark.parametrize("env", [{"LAKE_ENV": "gcp"}])
+@pytest.mark.parametrize("env", [{"LAKE_ENV": "azure"}])
 def test_unsupported_backend_fails_at_load_naming_it(env):
-    with pytest.raises(ValueError, match="LAKE_ENV='gcp' is not supported"):
+    with pytest.raises(
+        ValueError, match="LAKE_ENV='azure' is not supported; use one of local, gcp"
+    ):
         Settings.from_env(env)
 
 

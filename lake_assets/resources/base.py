@@ -53,6 +53,10 @@ class LakeStorage(dg.ConfigurableResource, abc.ABC):
     def parquet_row_count(self, path: str) -> int:
         """Rows of a Parquet file, from its footer (without reading the data)."""
 
+    @abc.abstractmethod
+    def list_files(self) -> list[tuple[str, int]]:
+        """Every file of the lake as (relative path, bytes), sorted by path."""
+
 
 @dataclass(frozen=True)
 class LoadResult:

@@ -91,6 +91,15 @@ class LocalLake(LakeStorage):
 
         return pq.ParquetFile(self._path(path)).metadata.num_rows
 
+    def list_files(self) -> list[tuple[str, int]]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            (p.relative_to(self.root).as_posix(), p.stat().st_size)
+            for p in self.root.rglob("*")
+            if p.is_file() and STAGING not in p.relative_to(self.root).parts
+        )
+
 
 def _unlink(path: Path) -> None:
     try:
