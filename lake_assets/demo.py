@@ -16,8 +16,9 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from lake_assets import generator
-from lake_assets.schemas import SERVICES
+from lake_assets import emulators, generator
+from lake_assets.definitions import build_backend
+from lake_assets.schemas import SERVICES, TAXI_ZONES
 from lake_assets.settings import Settings
 
 
@@ -44,55 +45,46 @@ def _materialize(select: str, partition: str | None) -> float:
 
 
 def summary(settings: Settings) -> str:
-    import duckdb
-
-    lines = []
-    con = duckdb.connect(settings.duckdb_path, read_only=True)
-    try:
-        lines.append(f"warehouse {settings.duckdb_path}")
-        lines.append(f"  {'table':<28} {'month':<8} {'rows':>9}")
-        for service in SERVICES:
-            for month, rows in con.execute(
-                f"SELECT strftime(source_month, '%Y-%m'), count(*) "
-                f"FROM nyc_taxi.{service}_tripdata GROUP BY 1 ORDER BY 1"
-            ).fetchall():
-                lines.append(f"  nyc_taxi.{service + '_tripdata':<19} {month:<8} {rows:>9,}")
-        zones = con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone()[0]
-        lines.append(f"  {'nyc_taxi.taxi_zones':<28} {'-':<8} {zones:>9,}")
-    finally:
-        con.close()
-    lake = Path(settings.lake_dir)
-    lines.append(f"lake {lake.resolve()}")
-    for path in sorted(p for p in lake.rglob("*") if p.is_file() and ".staging" not in p.parts):
-        lines.append(f"  {path.relative_to(lake)}  ({path.stat().st_size:,} bytes)")
+    lake, warehouse = build_backend(settings, resolved=True)
+    ds = warehouse.dataset
+    lines = [f"warehouse {warehouse.table_name(TAXI_ZONES).rsplit('.', 1)[0]}"]
+    lines.append(f"  {'table':<28} {'month':<8} {'rows':>9}")
+    for service in SERVICES:
+        rows = warehouse.query(
+            f"SELECT source_month, count(*) FROM {ds}.{service}_tripdata "
+            "GROUP BY source_month ORDER BY source_month"
+        )
+        for month, n in rows:
+            lines.append(f"  {ds}.{service + '_tripdata':<{27 - len(ds)}} {month:%Y-%m} {n:>10,}")
+    [(zones,)] = warehouse.query(f"SELECT count(*) FROM {ds}.taxi_zones")
+    lines.append(f"  {ds + '.taxi_zones':<28} {'-':<8} {zones:>9,}")
+    lines.append(f"lake {lake.uri('x')[:-2]}")
+    for path, size in lake.list_files():
+        lines.append(f"  {path}  ({size:,} bytes)")
     return "\n".join(lines)
 
 
 def top_zones(settings: Settings, month: str, limit: int = 10) -> str:
-    import duckdb
-
-    con = duckdb.connect(settings.duckdb_path, read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT service, pickup_borough, pickup_zone, trips, revenue "
-            "FROM nyc_taxi.trips_by_zone_monthly WHERE strftime(source_month, '%Y-%m') = ? "
-            "ORDER BY trips DESC, service, pickup_zone LIMIT ?",
-            [month, limit],
-        ).fetchall()
-        summary_rows = con.execute(
-            "SELECT service, trips, revenue, avg_fare_per_mile, card_share "
-            "FROM nyc_taxi.service_summary_monthly WHERE strftime(source_month, '%Y-%m') = ? "
-            "ORDER BY service",
-            [month],
-        ).fetchall()
-    finally:
-        con.close()
-    lines = [f"top pickup zones of {month} (nyc_taxi.trips_by_zone_monthly)"]
+    _, warehouse = build_backend(settings, resolved=True)
+    ds = warehouse.dataset
+    first = {"month": date(int(month[:4]), int(month[5:7]), 1)}
+    rows = warehouse.query(
+        "SELECT service, pickup_borough, pickup_zone, trips, revenue "
+        f"FROM {ds}.trips_by_zone_monthly WHERE source_month = $month "
+        f"ORDER BY trips DESC, service, pickup_zone LIMIT {int(limit)}",
+        first,
+    )
+    summary_rows = warehouse.query(
+        "SELECT service, trips, revenue, avg_fare_per_mile, card_share "
+        f"FROM {ds}.service_summary_monthly WHERE source_month = $month ORDER BY service",
+        first,
+    )
+    lines = [f"top pickup zones of {month} ({ds}.trips_by_zone_monthly)"]
     lines.append(f"  {'service':<7} {'borough':<13} {'zone':<26} {'trips':>7} {'revenue':>12}")
     for service, borough, zone, trips, revenue in rows:
         money = f"{revenue:,.2f}" if revenue is not None else "-"
         lines.append(f"  {service:<7} {borough:<13} {zone:<26} {trips:>7,} {money:>12}")
-    lines.append(f"services in {month} (nyc_taxi.service_summary_monthly)")
+    lines.append(f"services in {month} ({ds}.service_summary_monthly)")
     for service, trips, revenue, per_mile, card in summary_rows:
         extra = (
             f"revenue {revenue:,.2f}, fare/mile {per_mile:.2f}, card {card:.0%}"
@@ -107,7 +99,24 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--months", nargs="+", default=["2021-01", "2021-02", "2021-03"])
     p.add_argument("--rows", type=int, default=20000, help="yellow rows per month")
+    p.add_argument(
+        "--gcp-emulators",
+        metavar="DIR",
+        help="run with LAKE_ENV=gcp against GCS and BigQuery emulators started in DIR",
+    )
     args = p.parse_args(argv)
+    if args.gcp_emulators:
+        emu = emulators.start(Path(args.gcp_emulators))
+        os.environ.update(emu.env())
+        print(f"GCS emulator {emu.storage_host}, BigQuery emulator {emu.bigquery_host}")
+        try:
+            return _run(args)
+        finally:
+            emu.stop()
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     months = [date(int(m[:4]), int(m[5:7]), 1) for m in args.months]
     root = _mirror_root(settings)
