@@ -32,12 +32,22 @@ CASES = ("baseline", "lake_assets", "dagster_cli", "polars_duckdb")
 DESCRIPTIONS = {
     "baseline": "zoomcamp flow: pandas read_csv of the month, to_datetime, "
     "to_parquet(gzip), DataFrame into DuckDB",
-    "lake_assets": "lake -> warehouse assets in one process (dg.materialize), raw already landed",
+    "lake_assets": "the lake and warehouse steps' own functions and resources (lake_assets.steps), "
+    "raw already landed",
     "dagster_cli": "the same through `dagster asset materialize` (multiprocess executor)",
     "polars_duckdb": "reference pair: polars scan_csv -> sink_parquet, DuckDB INSERT FROM "
     "read_parquet",
 }
 RAW_REL = f"raw/yellow_tripdata/yellow_tripdata_{MONTH_KEY}.csv.gz"
+# How the cost of a backfill grows with its months: the lake and warehouse steps of N months as
+# N single-month runs (how a backfill that includes the downloads runs) or as one run over the
+# range (how a rebuild of the derived layers runs), both through the Dagster CLI.
+BACKFILL_CASES = ("backfill_runs_per_month", "backfill_one_run")
+BACKFILL_DESCRIPTIONS = {
+    "backfill_runs_per_month": "one `dagster asset materialize --partition M` per month, in turn",
+    "backfill_one_run": "one `dagster asset materialize --partition-range FIRST...LAST`",
+}
+TRIP_STEPS = "lake/yellow_tripdata,warehouse/yellow_tripdata"
 
 
 # --- the cases, each run in a child process: `python -m lake_assets.bench --case NAME` ---
@@ -61,9 +71,9 @@ def case_baseline(src: Path, work: Path) -> dict:
     return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
 
 
-def _land_raw(src: Path, lake: Path) -> None:
+def _land_raw(src: Path, lake: Path, rel: str = RAW_REL) -> None:
     """'Download excluded': the month is in the lake before the clock starts."""
-    dest = lake / RAW_REL
+    dest = lake / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dest)
@@ -72,9 +82,11 @@ def _land_raw(src: Path, lake: Path) -> None:
 
 
 def case_lake_assets(src: Path, work: Path) -> dict:
-    import dagster as dg
-
-    from lake_assets.definitions import build_definitions
+    """The functions and resources the lake and warehouse assets call, without Dagster's run."""
+    from lake_assets import layout, quality, steps
+    from lake_assets.definitions import build_backend
+    from lake_assets.resources import IngestPolicy
+    from lake_assets.schemas import YELLOW
     from lake_assets.settings import Settings
 
     settings = Settings(
@@ -82,14 +94,20 @@ def case_lake_assets(src: Path, work: Path) -> dict:
         lake_dir=str(work / "lake"),
         duckdb_path=str(work / "warehouse.duckdb"),
     )
-    defs = build_definitions(settings)
-    result = dg.materialize(
-        list(defs.assets),
-        selection=["lake/yellow_tripdata", "warehouse/yellow_tripdata"],
-        partition_key=MONTH_KEY,
-        resources=defs.resources,
+    lake, warehouse = build_backend(settings, resolved=True)
+    built = steps.build_lake_file(
+        lake,
+        IngestPolicy(bad_rows=settings.bad_rows),
+        YELLOW,
+        RAW_REL,
+        layout.lake_trip_path("yellow", MONTH),
+        layout.rejects_path("yellow", MONTH),
+        MONTH,
+        "yellow",
     )
-    return _lake_assets_figures(work, result.success)
+    loaded = steps.load_warehouse_month(lake, warehouse, YELLOW, "yellow", MONTH)
+    blocking = [o for o in [*built.outcomes, loaded.outcome] if o.severity == quality.ERROR]
+    return _lake_assets_figures(work, all(o.passed for o in blocking))
 
 
 def _lake_assets_figures(work: Path, success: bool) -> dict:
@@ -188,44 +206,105 @@ def _command(case: str, src: Path, work: Path) -> tuple[list[str], dict[str, str
     return cmd + ["--select", "lake/yellow_tripdata,warehouse/yellow_tripdata"], env
 
 
+def _fresh_instance(home: Path) -> None:
+    """Set up before the clock starts: that is installation, not ingestion."""
+    import dagster as dg
+
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dg.DagsterInstance.from_config(str(home)).dispose()
+
+
+def _timed(commands: list[list[str]], env: dict[str, str], case: str) -> tuple[dict, list[str]]:
+    """Run the commands one after another; wall and CPU time in all, the largest tree's RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    peak, outputs = 0, []
+    for cmd in commands:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        with TreeSampler(proc.pid) as sampler:
+            out, _ = proc.communicate()
+        peak = max(peak, sampler.peak)
+        if proc.returncode != 0:
+            raise SystemExit(f"{case} failed:\n{out[-4000:]}")
+        outputs.append(out)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": round(peak / 2**20, 1),
+    }, outputs
+
+
 def measure(case: str, src: Path, scratch: Path) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"{case}_", dir=scratch))
     if case in ("lake_assets", "dagster_cli"):
         _land_raw(src, work / "lake")
     if case == "dagster_cli":
-        # The instance is set up before the clock starts: that is installation, not ingestion.
-        import dagster as dg
-
-        home = work / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        dg.DagsterInstance.from_config(str(home)).dispose()
+        _fresh_instance(work / "dagster_home")
     cmd, env = _command(case, src, work)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    with TreeSampler(proc.pid) as sampler:
-        out, _ = proc.communicate()
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{case} failed:\n{out[-4000:]}")
+    timing, (out,) = _timed([cmd], env, case)
     if case == "dagster_cli":
         figures = _lake_assets_figures(work, "RUN_SUCCESS" in out)
     else:
         line = [x for x in out.splitlines() if x.startswith("BENCH_RESULT ")][-1]
         figures = json.loads(line.split(" ", 1)[1])
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     shutil.rmtree(work, ignore_errors=True)
     return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        **timing,
         "rows": figures["rows"],
-        "rows_per_s": round(figures["rows"] / wall),
+        "rows_per_s": round(figures["rows"] / timing["wall_s"]),
         "parquet_bytes": figures["parquet_bytes"],
+    }
+
+
+def _month_keys(count: int) -> list[str]:
+    return [
+        f"{MONTH.year + (MONTH.month - 1 + i) // 12}-{(MONTH.month - 1 + i) % 12 + 1:02d}"
+        for i in range(count)
+    ]
+
+
+def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
+    """The lake and warehouse steps of every month, raw files already landed."""
+    import duckdb
+
+    work = Path(tempfile.mkdtemp(prefix=f"{case}_", dir=scratch))
+    keys = _month_keys(len(months))
+    for key, src in zip(keys, months, strict=True):
+        _land_raw(src, work / "lake", f"raw/yellow_tripdata/yellow_tripdata_{key}.csv.gz")
+    _fresh_instance(work / "dagster_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
+    env.update(
+        DAGSTER_HOME=str(work / "dagster_home"),
+        TLC_SOURCE_URL=_source_url(months[0]),
+        LAKE_DIR=str(work / "lake"),
+        DUCKDB_PATH=str(work / "warehouse.duckdb"),
+    )
+    base = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
+    base += ["-m", "lake_assets.definitions", "--select", TRIP_STEPS]
+    if case == "backfill_one_run":
+        commands = [[*base, "--partition-range", f"{keys[0]}...{keys[-1]}"]]
+    else:
+        commands = [[*base, "--partition", key] for key in keys]
+    timing, outputs = _timed(commands, env, case)
+    if not all("RUN_SUCCESS" in out for out in outputs):
+        raise SystemExit(f"{case}: a run did not succeed")
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
+    con.close()
+    parquet = sum(p.stat().st_size for p in (work / "lake" / "lake").rglob("*.parquet"))
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        **timing,
+        "runs": len(commands),
+        "rows": rows,
+        "rows_per_s": round(rows / timing["wall_s"]),
+        "parquet_bytes": parquet,
     }
 
 
@@ -240,8 +319,31 @@ def month_file(root: Path, rows: int) -> Path:
     return path
 
 
-def run(rows: int, rounds: int, cases: tuple[str, ...], root: Path) -> dict:
+def month_files(root: Path, rows: int, count: int) -> list[Path]:
+    """count consecutive months from MONTH, rows each, generated once and kept under root."""
+    from lake_assets import generator
+
+    paths = []
+    for key in _month_keys(count):
+        month = date(int(key[:4]), int(key[5:]), 1)
+        path = root / f"rows_{rows}" / "yellow" / f"yellow_tripdata_{key}.csv.gz"
+        if not path.exists():
+            print(f"generating {rows:,} rows of yellow {key} into {path}", flush=True)
+            generator.write_month("yellow", month, rows, path)
+        paths.append(path)
+    return paths
+
+
+def run(
+    rows: int,
+    rounds: int,
+    cases: tuple[str, ...],
+    root: Path,
+    backfill_rows: int = 0,
+    backfill_months: int = 0,
+) -> dict:
     src = month_file(root / "data", rows)
+    backfill = month_files(root / "data", backfill_rows, backfill_months) if backfill_months else []
     scratch = root / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[dict]] = {c: [] for c in cases}
@@ -254,6 +356,14 @@ def run(rows: int, rounds: int, cases: tuple[str, ...], root: Path) -> dict:
                 f"{m['cpu_s']:>7.2f} s cpu {m['peak_rss_mb']:>8.1f} MB",
                 flush=True,
             )
+        for case in BACKFILL_CASES if backfill else ():
+            m = measure_backfill(case, backfill, scratch)
+            samples.setdefault(case, []).append(m)
+            print(
+                f"round {r + 1}/{rounds} {case:<24} {m['wall_s']:>7.2f} s wall "
+                f"{m['cpu_s']:>7.2f} s cpu {m['peak_rss_mb']:>8.1f} MB ({m['runs']} runs)",
+                flush=True,
+            )
     medians = {
         case: {k: statistics.median(s[k] for s in runs) for k in runs[0]}
         for case, runs in samples.items()
@@ -261,7 +371,7 @@ def run(rows: int, rounds: int, cases: tuple[str, ...], root: Path) -> dict:
     ratios = {}
     if "baseline" in samples:
         for case in cases:
-            if case == "baseline":
+            if case in ("baseline", *BACKFILL_CASES):
                 continue
             pairs = zip(samples["baseline"], samples[case], strict=True)
             per_round = [
@@ -271,6 +381,14 @@ def run(rows: int, rounds: int, cases: tuple[str, ...], root: Path) -> dict:
                 "speedup_vs_baseline": round(statistics.median(p[0] for p in per_round), 2),
                 "rss_vs_baseline": round(statistics.median(p[1] for p in per_round), 3),
             }
+    if backfill:
+        pairs = zip(samples["backfill_runs_per_month"], samples["backfill_one_run"], strict=True)
+        ratios["backfill_one_run"] = {
+            "speedup_vs_runs_per_month": round(
+                statistics.median(a["wall_s"] / b["wall_s"] for a, b in pairs), 2
+            )
+        }
+    descriptions = {**DESCRIPTIONS, **BACKFILL_DESCRIPTIONS}
     return {
         "month": MONTH_KEY,
         "rows": rows,
@@ -282,9 +400,12 @@ def run(rows: int, rounds: int, cases: tuple[str, ...], root: Path) -> dict:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "backfill": {"months": backfill_months, "rows_per_month": backfill_rows}
+        if backfill
+        else None,
         "cases": {
-            c: {"description": DESCRIPTIONS[c], "median": medians[c], "runs": samples[c]}
-            for c in cases
+            c: {"description": descriptions[c], "median": medians[c], "runs": samples[c]}
+            for c in samples
         },
         "ratios": ratios,
     }
@@ -299,7 +420,10 @@ def table(report: dict) -> str:
         "| case | wall s | CPU s | peak RSS MB | rows/s | Parquet MB | speed-up vs baseline |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    backfills = {c: d for c, d in report["cases"].items() if c in BACKFILL_CASES}
     for case, data in report["cases"].items():
+        if case in backfills:
+            continue
         m = data["median"]
         speedup = report["ratios"].get(case, {}).get("speedup_vs_baseline")
         if case == "baseline":
@@ -310,6 +434,24 @@ def table(report: dict) -> str:
             f"| {case} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['peak_rss_mb']:.0f} | "
             f"{m['rows_per_s']:,.0f} | {m['parquet_bytes'] / 2**20:.1f} | {versus} |"
         )
+    if backfills:
+        b = report["backfill"]
+        speedup = report["ratios"]["backfill_one_run"]["speedup_vs_runs_per_month"]
+        lines += [
+            "",
+            f"Backfill of the lake and warehouse steps: {b['months']} months x "
+            f"{b['rows_per_month']:,} rows, through the Dagster CLI",
+            "",
+            "| case | runs | wall s | CPU s | peak RSS MB | rows/s | speed-up |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for case, data in backfills.items():
+            m = data["median"]
+            versus = f"{speedup:.2f}x" if case == "backfill_one_run" else "1.00 (reference)"
+            lines.append(
+                f"| {case} | {m['runs']:.0f} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | "
+                f"{m['peak_rss_mb']:.0f} | {m['rows_per_s']:,.0f} | {versus} |"
+            )
     return "\n".join(lines)
 
 
@@ -319,7 +461,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--rows", type=int, default=7_500_000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="1M rows, 2 rounds")
+    p.add_argument("--quick", action="store_true", help="1M rows, 2 rounds, 3-month backfill")
+    p.add_argument("--backfill-months", type=int, default=12, help="0 skips the backfill cases")
+    p.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per backfill month")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--root", type=Path, default=Path("build/bench"), help="cache and scratch")
     p.add_argument("--out", type=Path, default=Path("build/bench.json"))
@@ -331,7 +475,8 @@ def main(argv: list[str] | None = None) -> None:
         _child(args.case, args.src, args.work)
         return
     rows, rounds = (1_000_000, 2) if args.quick else (args.rows, args.rounds)
-    report = run(rows, rounds, tuple(args.cases), args.root.resolve())
+    months, month_rows = (3, 200_000) if args.quick else (args.backfill_months, args.backfill_rows)
+    report = run(rows, rounds, tuple(args.cases), args.root.resolve(), month_rows, months)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print()

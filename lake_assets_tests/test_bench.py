@@ -10,11 +10,13 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     out = tmp_path / "bench.json"
     bench.main(
         ["--rows", "3000", "--rounds", "1", "--root", str(tmp_path / "b"), "--out", str(out)]
+        + ["--backfill-months", "2", "--backfill-rows", "500"]
     )
     report = json.loads(out.read_text())
     assert report["rows"] == 3000 and report["rounds"] == 1
-    assert set(report["cases"]) == set(bench.CASES)
-    for case, data in report["cases"].items():
+    assert set(report["cases"]) == set(bench.CASES) | set(bench.BACKFILL_CASES)
+    for case in bench.CASES:
+        data = report["cases"][case]
         median = data["median"]
         assert set(median) == {
             "wall_s",
@@ -26,7 +28,20 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
         }
         assert median["rows"] == 3000, case  # every case loaded the whole month
         assert median["wall_s"] > 0 and median["peak_rss_mb"] > 0 and median["parquet_bytes"] > 0
-    assert set(report["ratios"]) == {"lake_assets", "dagster_cli", "polars_duckdb"}
+    assert set(report["ratios"]) == {
+        "lake_assets",
+        "dagster_cli",
+        "polars_duckdb",
+        "backfill_one_run",
+    }
+    # The backfill: two months of 500 rows, as two runs and as one.
+    assert report["backfill"] == {"months": 2, "rows_per_month": 500}
+    per_month = report["cases"]["backfill_runs_per_month"]["median"]
+    one_run = report["cases"]["backfill_one_run"]["median"]
+    assert (per_month["runs"], one_run["runs"]) == (2, 1)
+    assert per_month["rows"] == one_run["rows"] == 1000
+    assert report["ratios"]["backfill_one_run"]["speedup_vs_runs_per_month"] > 0
+    assert "| backfill_one_run | 1 |" in bench.table(report)
     assert set(report["ratios"]["lake_assets"]) == {"speedup_vs_baseline", "rss_vs_baseline"}
     assert {"cpus", "memory_gb", "python", "platform"} <= set(report["machine"])
     # the cached month is reused, not regenerated

@@ -226,7 +226,7 @@ def test_marts_replace_their_month_only(http_server, settings, defs):
 
 
 def test_markdown_table():
-    from lake_assets.assets.marts import markdown_table
+    from lake_assets.assets.ranges import markdown_table
 
     assert (
         markdown_table(["a", "b"], [("x", 1234.5), (None, 7)])

@@ -101,23 +101,25 @@ def test_one_month_of_every_service_in_one_multiprocess_run(http_server, setting
         assert month_counts(settings.duckdb_path, f"{service}_tripdata") == {"2021-07": rows}
     # The marts take a range of months in one run.
     marts = "marts/trips_by_zone_monthly,marts/service_summary_monthly"
-    proc = _dagster(
-        settings,
-        tmp_path,
-        "asset",
-        "materialize",
-        "-m",
-        "lake_assets.definitions",
-        "--select",
-        marts,
-        "--partition-range",
-        "2021-06...2021-07",
-    )
+    proc = _materialize_range(settings, tmp_path, marts, "2021-06...2021-07")
     assert (proc.stdout + proc.stderr).count("RUN_SUCCESS") == 1
     assert month_counts(settings.duckdb_path, "service_summary_monthly") == {
         "2021-06": 3,
         "2021-07": 3,
     }
+    # So do the lake and warehouse steps, once the raw files are landed.
+    http_server.publish("green", "2021-06", 700)
+    landed = _wait(_materialize(_env(settings, home), ["raw/green_tripdata"], "2021-06"))
+    assert "RUN_SUCCESS" in landed
+    steps = "lake/green_tripdata,warehouse/green_tripdata"
+    proc = _materialize_range(settings, tmp_path, steps, "2021-06...2021-07")
+    assert (proc.stdout + proc.stderr).count("RUN_SUCCESS") == 1, proc.stderr[-3000:]
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-06": 700, "2021-07": 1000}
+
+
+def _materialize_range(settings, tmp_path, select: str, partitions: str):
+    args = ["asset", "materialize", "-m", "lake_assets.definitions", "--select", select]
+    return _dagster(settings, tmp_path, *args, "--partition-range", partitions)
 
 
 def _dagster(settings, tmp_path, *args: str) -> subprocess.CompletedProcess:

@@ -75,10 +75,10 @@ def test_groups_prefixes_partitions_pools_and_descriptions():
         assert (node.pools == {"warehouse"}) == (layer in ("warehouse", "marts"))
         if name != "taxi_zones":
             policy = node.backfill_policy
-            if layer == "marts":
-                assert policy == dg.BackfillPolicy.single_run()
-            else:
+            if layer == "raw":
                 assert policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+            else:
+                assert policy == dg.BackfillPolicy.single_run()
         if layer != "raw":
             assert node.metadata["dagster/column_schema"].columns
         if layer in ("lake", "warehouse"):

@@ -1,16 +1,14 @@
 """lake/*: typed Parquet, one fixed schema per service, derived from the raw file."""
 
-import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
-import pyarrow.parquet as pq
 
-from lake_assets import convert, fetch, layout, quality
-from lake_assets.assets import checks
+from lake_assets import convert, layout, quality, steps
+from lake_assets.assets import checks, ranges
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import ONE_MONTH_PER_RUN, monthly_partitions, partition_month
+from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
 from lake_assets.resources import IngestPolicy, LakeStorage, TripSource
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
 
@@ -38,75 +36,28 @@ def table_schema(contract: TableContract) -> dg.TableSchema:
 
 def _convert(
     context: dg.AssetExecutionContext,
-    lake: LakeStorage,
-    policy: IngestPolicy,
     contract: TableContract,
-    raw_path: str,
-    out_path: str,
-    rejects_path: str | None,
     month: date | None,
-    service: str | None,
-) -> dg.MaterializeResult:
-    started = time.monotonic()
-    name = lake.uri(raw_path)
-    bad_rows = policy.bad_rows if rejects_path else "fail"
-    with (
-        lake.local_copy(raw_path) as src,
-        lake.staging_dir() as staging,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        staged = staging / "out.parquet"
-        # The independent count of a trip month's raw rows (for the parity check) runs beside
-        # DuckDB's conversion; the zone lookup has no parity check.
-        source_rows = pool.submit(quality.count_source_rows, src) if service else None
-        try:
-            result = convert.to_parquet(
-                src,
-                staged,
-                contract,
-                month,
-                name=name,
-                bad_rows=bad_rows,
-                memory_limit=policy.memory_limit,
-            )
-        except convert.BadInputError as e:
-            raise dg.Failure(
-                description=str(e),
-                metadata={"file": e.file, "line": e.line, "column": e.column, "value": e.value},
-                allow_retries=False,
-            ) from e
-        outcomes = [quality.schema_outcome(pq.read_schema(staged), contract)]
-        figures: dict = {}
-        if service is None:
-            outcomes += quality.zone_outcomes(staged)
-        else:
-            outcomes.append(quality.not_empty_outcome(result.rows_written))
-            outcomes.append(
-                quality.parity_outcome(
-                    source_rows.result(), result.rows_written, result.rows_rejected
-                )
-            )
-            figures = quality.profile_trips(staged, contract, month)
-            outcomes += quality.warning_outcomes(service, figures)
-        size = staged.stat().st_size
-        checksum = fetch.file_sha256(staged)
-        if rejects_path:
-            if result.rejects:
-                staged_rejects = staging / "rejects.csv"
-                convert.write_rejects(result.rejects, staged_rejects)
-                lake.put_file(staged_rejects, rejects_path)
-            else:
-                lake.delete(rejects_path)  # a stale rejects file would describe an older load
-        lake.put_file(staged, out_path)
-    seconds = time.monotonic() - started
+    build: Callable[[], steps.LakeFile],
+) -> ranges.MonthDone:
+    """build() makes the lake file; this turns it (or its bad input) into what Dagster records."""
+    try:
+        built = build()
+    except convert.BadInputError as e:
+        raise dg.Failure(
+            description=str(e),
+            metadata={"file": e.file, "line": e.line, "column": e.column, "value": e.value},
+            allow_retries=False,
+        ) from e
+    result, seconds, figures = built.result, built.seconds, built.figures
     metadata: dict = {
         "dagster/row_count": result.rows_written,
         "rows_read": result.rows_read,
         "rows_rejected": result.rows_rejected,
-        "uri": lake.uri(out_path),
-        "bytes": size,
-        "sha256": checksum,
-        "source_uri": name,
+        "uri": built.uri,
+        "bytes": built.bytes,
+        "sha256": built.sha256,
+        "source_uri": built.source_uri,
         "source_header": ",".join(result.header),
         "columns_absent_in_source": ", ".join(result.missing_columns) or "none",
         "dagster/column_schema": table_schema(contract),
@@ -124,18 +75,13 @@ def _convert(
     ):
         if key in figures:
             metadata[key] = float(figures[key])
-    if rejects_path and result.rejects:
-        metadata["rejects_uri"] = lake.uri(rejects_path)
+    if built.rejects_uri:
+        metadata["rejects_uri"] = built.rejects_uri
         context.log.warning(
-            f"{result.rows_rejected} row(s) of {name} quarantined in {lake.uri(rejects_path)}"
+            f"{result.rows_rejected} row(s) of {built.source_uri} quarantined in "
+            f"{built.rejects_uri}"
         )
-    for problem in checks.failed(outcomes):
-        context.log.error(f"blocking check failed, downstream steps will not run: {problem}")
-    return dg.MaterializeResult(
-        metadata=metadata,
-        data_version=dg.DataVersion(checksum),
-        check_results=checks.results(outcomes),
-    )
+    return ranges.MonthDone(month, metadata, built.outcomes, built.sha256)
 
 
 def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
@@ -146,7 +92,7 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
         key=key,
         group_name="lake",
         partitions_def=monthly_partitions,
-        backfill_policy=ONE_MONTH_PER_RUN,
+        backfill_policy=RANGE_IN_ONE_RUN,
         deps=[dg.AssetKey(["raw", f"{service}_tripdata"])],
         code_version="2",
         automation_condition=FOLLOW_UPSTREAM,
@@ -165,18 +111,31 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
         lake: LakeStorage,
         ingest: IngestPolicy,
     ) -> dg.MaterializeResult:
-        month = partition_month(context)
-        suffix = layout.url_suffix(source.trip_url(service, month))
-        return _convert(
+        def build(month: date) -> ranges.MonthDone:
+            suffix = layout.url_suffix(source.trip_url(service, month))
+            raw = layout.raw_trip_path(service, month, suffix)
+            out = layout.lake_trip_path(service, month)
+            rejects = layout.rejects_path(service, month)
+            return _convert(
+                context,
+                contract,
+                month,
+                lambda: steps.build_lake_file(
+                    lake, ingest, contract, raw, out, rejects, month, service
+                ),
+            )
+
+        return ranges.run_months(
             context,
-            lake,
-            ingest,
-            contract,
-            layout.raw_trip_path(service, month, suffix),
-            layout.lake_trip_path(service, month),
-            layout.rejects_path(service, month),
-            month,
-            service,
+            key,
+            partition_months(context),
+            build,
+            ["rows", "rejected", "bytes"],
+            lambda d: (
+                d.metadata["dagster/row_count"],
+                d.metadata["rows_rejected"],
+                d.metadata["bytes"],
+            ),
         )
 
     return lake_trips
@@ -199,16 +158,17 @@ def lake_taxi_zones(
     context: dg.AssetExecutionContext, lake: LakeStorage, ingest: IngestPolicy
 ) -> dg.MaterializeResult:
     """The zone lookup as Parquet (location_id, borough, zone, service_zone)."""
-    return _convert(
+    raw, out = layout.RAW_ZONES_PATH, layout.LAKE_ZONES_PATH
+    done = _convert(
         context,
-        lake,
-        ingest,
         TAXI_ZONES,
-        layout.RAW_ZONES_PATH,
-        layout.LAKE_ZONES_PATH,
         None,
-        None,
-        None,
+        lambda: steps.build_lake_file(lake, ingest, TAXI_ZONES, raw, out, None, None, None),
+    )
+    return dg.MaterializeResult(
+        metadata=done.metadata,
+        data_version=dg.DataVersion(done.data_version),
+        check_results=checks.results(done.outcomes),
     )
 
 

@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 
 from lake_assets import marts_sql, quality
-from lake_assets.assets import checks
+from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
 from lake_assets.assets.warehouse import WAREHOUSE_POOL
 from lake_assets.automation import FOLLOW_UPSTREAM
@@ -25,21 +25,6 @@ from lake_assets.schemas import (
 SOURCES = [dg.AssetKey(["warehouse", f"{s}_tripdata"]) for s in SERVICES] + [
     dg.AssetKey(["warehouse", "taxi_zones"])
 ]
-
-
-def markdown_table(header: list[str], rows: list[tuple]) -> str:
-    def cell(v) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, float):
-            return f"{v:,.2f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _build(
@@ -100,9 +85,8 @@ def build_mart_asset(
         # A service never loaded still gets an (empty) table, so the union query always runs.
         for c in (*(contract_for(s) for s in SERVICES), TAXI_ZONES):
             warehouse.ensure_table(c)
-        months = partition_months(context)
-        per_month = []
-        for month in months:
+
+        def build(month: date) -> ranges.MonthDone:
             metadata, outcome = _build(warehouse, contract, month, select_sql(ds))
             rows = warehouse.query(
                 f"SELECT {', '.join(preview_columns)} FROM {ds}.{contract.name} "
@@ -110,34 +94,20 @@ def build_mart_asset(
                 {"month": month},
             )
             metadata[preview_name] = dg.MetadataValue.md(
-                markdown_table(list(preview_columns.values()), rows)
+                ranges.markdown_table(list(preview_columns.values()), rows)
             )
-            per_month.append((month, metadata, outcome))
-        if len(per_month) == 1:
-            _, metadata, outcome = per_month[0]
-            return dg.MaterializeResult(metadata=metadata, check_results=checks.results([outcome]))
-        # A range in one run: Dagster records one materialization for every month of it, so
-        # each month's own figures go into an observation of that month.
-        for month, metadata, _ in per_month:
-            context.log_event(
-                dg.AssetObservation(asset_key=key, partition=f"{month:%Y-%m}", metadata=metadata)
-            )
-        combined = quality.combine(
-            quality.EVERY_TRIP_COUNTED_ONCE, [(f"{m:%Y-%m}", o) for m, _, o in per_month]
-        )
-        summary = [
-            (f"{m:%Y-%m}", md["dagster/row_count"], *(md[f"{s}_trips"] for s in SERVICES))
-            for m, md, _ in per_month
-        ]
-        return dg.MaterializeResult(
-            metadata={
-                "months": len(per_month),
-                "dagster/row_count": sum(md["dagster/row_count"] for _, md, _ in per_month),
-                "by_month": dg.MetadataValue.md(
-                    markdown_table(["month", "rows", *(f"{s} trips" for s in SERVICES)], summary)
-                ),
-            },
-            check_results=checks.results([combined]),
+            return ranges.MonthDone(month, metadata, [outcome])
+
+        return ranges.run_months(
+            context,
+            key,
+            partition_months(context),
+            build,
+            ["rows", *(f"{s} trips" for s in SERVICES)],
+            lambda d: (
+                d.metadata["dagster/row_count"],
+                *(d.metadata[f"{s}_trips"] for s in SERVICES),
+            ),
         )
 
     return mart

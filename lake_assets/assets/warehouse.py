@@ -1,14 +1,14 @@
 """warehouse/*: tables loaded from the lake; a partition replaces exactly its month."""
 
-import time
+from datetime import date
 
 import dagster as dg
 
-from lake_assets import layout, quality
-from lake_assets.assets import checks
+from lake_assets import layout, quality, steps
+from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import ONE_MONTH_PER_RUN, monthly_partitions, partition_month
+from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
 from lake_assets.resources import LakeStorage, Warehouse
 from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
 
@@ -25,7 +25,7 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
         key=key,
         group_name="warehouse",
         partitions_def=monthly_partitions,
-        backfill_policy=ONE_MONTH_PER_RUN,
+        backfill_policy=RANGE_IN_ONE_RUN,
         deps=[dg.AssetKey(["lake", f"{service}_tripdata"])],
         pool=WAREHOUSE_POOL,
         code_version="2",
@@ -41,22 +41,26 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
     def warehouse_trips(
         context: dg.AssetExecutionContext, lake: LakeStorage, warehouse: Warehouse
     ) -> dg.MaterializeResult:
-        month = partition_month(context)
-        started = time.monotonic()
-        path = layout.lake_trip_path(service, month)
-        result = warehouse.replace_month(contract, month, lake.uri(path))
-        seconds = time.monotonic() - started
-        outcome = quality.slice_outcome(result.slice_rows, lake.parquet_row_count(path), month)
-        return dg.MaterializeResult(
-            metadata={
+        def build(month: date) -> ranges.MonthDone:
+            step = steps.load_warehouse_month(lake, warehouse, contract, service, month)
+            result, seconds = step.load, step.seconds
+            metadata = {
                 "dagster/row_count": result.slice_rows,
                 "table": result.table,
                 "rows_loaded": result.rows_loaded,
                 "table_rows": result.table_rows,
                 "seconds": round(seconds, 3),
                 "rows_per_second": round(result.rows_loaded / seconds) if seconds > 0 else 0,
-            },
-            check_results=checks.results([outcome]),
+            }
+            return ranges.MonthDone(month, metadata, [step.outcome])
+
+        return ranges.run_months(
+            context,
+            key,
+            partition_months(context),
+            build,
+            ["rows", "seconds"],
+            lambda d: (d.metadata["dagster/row_count"], d.metadata["seconds"]),
         )
 
     return warehouse_trips

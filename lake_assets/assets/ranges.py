@@ -1,0 +1,98 @@
+"""One month, or a range of months in one run (a backfill): what Dagster records for each.
+
+A single month returns its own metadata, data version and check results. A range records one
+materialization for every month of it, so each month's own figures go into an observation of
+that month, the checks are combined (a check passes only if it passes for every month), and the
+materialization carries a table by month. If a month fails midway, the months already written
+are recorded as materialized before the error propagates, so the catalog matches the data.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+
+from lake_assets import quality
+from lake_assets.assets import checks
+
+
+@dataclass(frozen=True)
+class MonthDone:
+    month: date
+    metadata: dict
+    outcomes: list[quality.Outcome] = field(default_factory=list)
+    data_version: str | None = None
+
+
+def markdown_table(header: list[str], rows: list[tuple]) -> str:
+    def cell(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:,.2f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _label(month: date) -> str:
+    return f"{month:%Y-%m}"
+
+
+def run_months(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    months: Sequence[date],
+    build: Callable[[date], MonthDone],
+    summary_header: list[str],
+    summary: Callable[[MonthDone], tuple],
+) -> dg.MaterializeResult:
+    done: list[MonthDone] = []
+    for month in months:
+        try:
+            done.append(build(month))
+        except BaseException:
+            if len(months) > 1:
+                for d in done:
+                    context.log_event(
+                        dg.AssetMaterialization(
+                            asset_key=key, partition=_label(d.month), metadata=d.metadata
+                        )
+                    )
+            raise
+    for d in done:
+        for problem in checks.failed(d.outcomes):
+            context.log.error(
+                f"{_label(d.month)}: blocking check failed, downstream steps will not run: "
+                f"{problem}"
+            )
+    if len(done) == 1:
+        d = done[0]
+        return dg.MaterializeResult(
+            metadata=d.metadata,
+            data_version=dg.DataVersion(d.data_version) if d.data_version else None,
+            check_results=checks.results(d.outcomes),
+        )
+    for d in done:
+        context.log_event(
+            dg.AssetObservation(asset_key=key, partition=_label(d.month), metadata=d.metadata)
+        )
+    names = list(dict.fromkeys(o.name for d in done for o in d.outcomes))
+    by_name = {
+        n: [(_label(d.month), o) for d in done for o in d.outcomes if o.name == n] for n in names
+    }
+    combined = [quality.combine(n, by_month) for n, by_month in by_name.items()]
+    rows = [(_label(d.month), *summary(d)) for d in done]
+    return dg.MaterializeResult(
+        metadata={
+            "months": len(done),
+            "dagster/row_count": sum(int(d.metadata.get("dagster/row_count", 0)) for d in done),
+            "by_month": dg.MetadataValue.md(markdown_table(["month", *summary_header], rows)),
+        },
+        check_results=checks.results(combined),
+    )
