@@ -7,7 +7,6 @@ month, row parity between layers. Warnings (WARN) carry figures a user watches a
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -113,28 +112,47 @@ def parity_outcome(rows_in_source: int, rows_written: int, rows_rejected: int) -
     )
 
 
-_BLANK_LINE = re.compile(rb"\n(?=\r?\n)")
+COUNT_CHUNK = 1 << 22
 
 
 def count_data_rows(path: str | os.PathLike) -> int:
     """Non-blank lines after the header, counted independently of the CSV parser.
 
-    A last line without a newline (a cut file) counts; blank lines do not (the parser skips them).
+    A last line without a newline (a cut file) counts; blank lines (a newline followed by an
+    optional carriage return and another newline) do not, as the parser skips them. Newline
+    positions come from one vectorized comparison per chunk (COUNT_CHUNK bytes), so the count
+    costs little more than the decompression itself.
     """
+    import numpy as np
+
     opener = igzip.open if is_gzip(path) else open
-    newlines = blank = 0
-    tail = last = b""
+    newlines = blank = offset = 0
+    last_nl = None  # absolute position of the last newline seen
+    last_byte = b""  # the byte before the current chunk
     with opener(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            newlines += chunk.count(b"\n")
-            window = tail + chunk
-            if b"\n\n" in window or b"\n\r\n" in window:
-                # Matches wholly inside tail were counted with the previous chunk.
-                blank += len(_BLANK_LINE.findall(window)) - len(_BLANK_LINE.findall(tail))
-            tail, last = window[-2:], chunk[-1:]
-    if not last:
+        while chunk := f.read(COUNT_CHUNK):
+            arr = np.frombuffer(chunk, dtype=np.uint8)
+            nl = np.flatnonzero(arr == 10)
+            if nl.size:
+                gaps = np.diff(nl)
+                blank += int(np.count_nonzero(gaps == 1))
+                two = nl[:-1][gaps == 2]
+                blank += int(np.count_nonzero(arr[two + 1] == 13))
+                if last_nl is not None:
+                    # The blank line may straddle the previous chunk and this one.
+                    first, prev = int(nl[0]), last_nl - offset
+                    if first - prev == 1:
+                        blank += 1
+                    elif first - prev == 2:
+                        between = chunk[first - 1 : first] if first >= 1 else last_byte
+                        blank += between == b"\r"
+                newlines += int(nl.size)
+                last_nl = offset + int(nl[-1])
+            offset += len(chunk)
+            last_byte = chunk[-1:]
+    if not offset:
         return 0
-    lines = newlines + (0 if last == b"\n" else 1) - blank
+    lines = newlines + (0 if last_byte == b"\n" else 1) - blank
     return max(lines - 1, 0)
 
 
