@@ -284,6 +284,9 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
         TLC_SOURCE_URL=_source_url(months[0]),
         LAKE_DIR=str(work / "lake"),
         DUCKDB_PATH=str(work / "warehouse.duckdb"),
+        # The partitions must reach the last month (the mirror's default ends at 2021-07).
+        TLC_START_MONTH=keys[0],
+        TLC_END_MONTH=keys[-1],
     )
     base = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
     base += ["-m", "lake_assets.definitions", "--select", TRIP_STEPS]

@@ -12,9 +12,7 @@ from lake_assets.assets.warehouse import warehouse_assets
 from lake_assets.automation import automation_sensor
 from lake_assets.jobs import jobs
 from lake_assets.resources import (
-    BigQueryWarehouse,
     DuckDBWarehouse,
-    GCSLake,
     IngestPolicy,
     LakeStorage,
     LocalLake,
@@ -30,6 +28,7 @@ def build_backend(settings: Settings, resolved: bool = False) -> tuple[LakeStora
     dg.EnvVar (resolved at run time, shown as such in the UI); resolved=True gives plain values,
     for scripts that call the resources outside a run (the demo's summary)."""
     if settings.lake_env == "gcp":
+        from lake_assets.resources.gcp import BigQueryWarehouse, GCSLake
 
         def cloud_id(name: str, value: str):
             return value if resolved else dg.EnvVar(name)
