@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--rows", type=int, default=7_500_000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="1M rows, 2 rounds, 3-month backfill")
+    p.add_argument("--quick", action="store_true", help="1M rows, 2 rounds, 2-month backfill")
     p.add_argument("--backfill-months", type=int, default=12, help="0 skips the backfill cases")
     p.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per backfill month")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         _child(args.case, args.src, args.work)
         return
     rows, rounds = (1_000_000, 2) if args.quick else (args.rows, args.rounds)
-    months, month_rows = (3, 200_000) if args.quick else (args.backfill_months, args.backfill_rows)
+    months, month_rows = (2, 100_000) if args.quick else (args.backfill_months, args.backfill_rows)
     report = run(rows, rounds, tuple(args.cases), args.root.resolve(), month_rows, months)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
