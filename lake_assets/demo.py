@@ -47,7 +47,12 @@ def _materialize(select: str, partition: str | None) -> float:
 def summary(settings: Settings) -> str:
     lake, warehouse = build_backend(settings, resolved=True)
     ds = warehouse.dataset
-    lines = [f"warehouse {warehouse.table_name(TAXI_ZONES).rsplit('.', 1)[0]}"]
+    where = (
+        settings.duckdb_path
+        if settings.lake_env == "local"
+        else f"BigQuery {warehouse.table_name(TAXI_ZONES).rsplit('.', 1)[0]}"
+    )
+    lines = [f"warehouse {where}"]
     lines.append(f"  {'table':<28} {'month':<8} {'rows':>9}")
     for service in SERVICES:
         rows = warehouse.query(
