@@ -52,17 +52,18 @@ def summary(settings: Settings) -> str:
         if settings.lake_env == "local"
         else f"BigQuery {warehouse.table_name(TAXI_ZONES).rsplit('.', 1)[0]}"
     )
-    lines = [f"warehouse {where}"]
-    lines.append(f"  {'table':<28} {'month':<8} {'rows':>9}")
+    rows: list[tuple[str, str, int]] = []
     for service in SERVICES:
-        rows = warehouse.query(
-            f"SELECT source_month, count(*) FROM {ds}.{service}_tripdata "
-            "GROUP BY source_month ORDER BY source_month"
+        table = f"{ds}.{service}_tripdata"
+        counts = warehouse.query(
+            f"SELECT source_month, count(*) FROM {table} GROUP BY source_month ORDER BY 1"
         )
-        for month, n in rows:
-            lines.append(f"  {ds}.{service + '_tripdata':<{27 - len(ds)}} {month:%Y-%m} {n:>10,}")
+        rows += [(table, f"{month:%Y-%m}", n) for month, n in counts]
     [(zones,)] = warehouse.query(f"SELECT count(*) FROM {ds}.taxi_zones")
-    lines.append(f"  {ds + '.taxi_zones':<28} {'-':<8} {zones:>9,}")
+    rows.append((f"{ds}.taxi_zones", "-", zones))
+    width = max(28, *(len(t) + 1 for t, _, _ in rows))
+    lines = [f"warehouse {where}", f"  {'table':<{width}} {'month':<8} {'rows':>9}"]
+    lines += [f"  {t:<{width}} {m:<8} {n:>9,}" for t, m, n in rows]
     lines.append(f"lake {lake.uri('x')[:-2]}")
     for path, size in lake.list_files():
         lines.append(f"  {path}  ({size:,} bytes)")

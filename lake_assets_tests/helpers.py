@@ -18,6 +18,7 @@ def trip_selection(*services: str, layers=TRIP_LAYERS) -> list[str]:
 
 
 ZONES = ["raw/taxi_zones", "lake/taxi_zones", "warehouse/taxi_zones"]
+MARTS = ["marts/trips_by_zone_monthly", "marts/service_summary_monthly"]
 
 
 def materialize(defs: dg.Definitions, selection, partition: str | None = None, **kwargs):

@@ -11,6 +11,7 @@ import pytest
 from lake_assets import generator
 from lake_assets.schemas import SERVICES, arrow_schema, contract_for
 from lake_assets_tests.helpers import (
+    MARTS,
     ZONES,
     failed_step,
     failure_message,
@@ -334,3 +335,18 @@ def test_a_range_failing_midway_records_the_months_before_it(http_server, settin
     assert instance.get_materialized_partitions(key) == {"2020-01"}
     lake = sorted(f for f in _lake_files(settings) if f.startswith("lake/"))
     assert lake == ["lake/green_tripdata/green_tripdata_2020-01.parquet"]
+
+
+def test_demo_summary_reads_through_the_resources(http_server, settings, defs):
+    from lake_assets import demo
+
+    http_server.publish("green", "2021-01", 250)
+    assert materialize(defs, ZONES).success
+    assert materialize(defs, trip_selection("green") + MARTS, "2021-01").success
+    text = demo.summary(settings)
+    assert text.splitlines()[0] == f"warehouse {settings.duckdb_path}"
+    assert "  nyc_taxi.green_tripdata      2021-01        250" in text
+    assert "  nyc_taxi.taxi_zones          -              265" in text
+    assert "  lake/green_tripdata/green_tripdata_2021-01.parquet  (" in text
+    top = demo.top_zones(settings, "2021-01")
+    assert "  green       250 trips, revenue " in top

@@ -12,6 +12,7 @@ import pytest
 from lake_assets import generator
 from lake_assets.schemas import SERVICES
 from lake_assets_tests.helpers import (
+    MARTS,
     ZONES,
     failure_message,
     materialize,
@@ -20,7 +21,6 @@ from lake_assets_tests.helpers import (
     trip_selection,
 )
 
-MARTS = ["marts/trips_by_zone_monthly", "marts/service_summary_monthly"]
 ROWS = {"yellow": 700, "green": 300, "fhv": 400}
 
 

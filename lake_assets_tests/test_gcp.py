@@ -18,13 +18,12 @@ from google.cloud import bigquery, storage
 from lake_assets.definitions import build_definitions
 from lake_assets.resources import BigQueryWarehouse, GCSLake
 from lake_assets.schemas import BIGQUERY_TYPES, DUCKDB_TYPES, SERVICES, YELLOW, arrow_schema
-from lake_assets_tests.helpers import ZONES, materialize, metadata, trip_selection
+from lake_assets_tests.helpers import MARTS, ZONES, materialize, metadata, trip_selection
 
 pytestmark = pytest.mark.gcp
 
 ROWS = {"yellow": 400, "green": 120, "fhv": 250}
 MONTHS = ["2021-01", "2021-02"]
-MARTS = ["marts/trips_by_zone_monthly", "marts/service_summary_monthly"]
 
 
 def _bq(s) -> bigquery.Client:
@@ -237,3 +236,19 @@ def test_emulators_never_look_up_google_credentials(gcp_settings, monkeypatch):
         f"SELECT count(*) FROM {warehouse.dataset}.yellow_tripdata WHERE source_month = $month",
         {"month": date(2021, 1, 1)},
     ) == [(0,)]
+
+
+def test_demo_summary_reads_bigquery_and_the_bucket(http_server, gcp_settings):
+    from lake_assets import demo
+
+    http_server.publish("green", "2021-01", 250)
+    defs = build_definitions(gcp_settings)
+    assert materialize(defs, ZONES).success
+    assert materialize(defs, trip_selection("green") + MARTS, "2021-01").success
+    text = demo.summary(gcp_settings)
+    dataset = f"{gcp_settings.gcp_project}.{gcp_settings.bq_dataset}"
+    assert text.splitlines()[0] == f"warehouse BigQuery {dataset}"
+    assert f"  {gcp_settings.bq_dataset}.green_tripdata" in text and " 2021-01        250" in text
+    assert f"lake gs://{gcp_settings.gcs_bucket}/{gcp_settings.gcs_prefix}" in text
+    assert "  lake/green_tripdata/green_tripdata_2021-01.parquet  (" in text
+    assert "  green       250 trips, revenue " in demo.top_zones(gcp_settings, "2021-01")
