@@ -73,9 +73,27 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
+def _kinds_for(settings: Settings, asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """The UI's kind icons name the backend: on GCP the tables are BigQuery's and the files
+    GCS objects (the lake conversion itself still runs in DuckDB on the worker)."""
+    if settings.lake_env != "gcp":
+        return asset
+
+    def cloud(spec: dg.AssetSpec) -> dg.AssetSpec:
+        kinds = set(spec.kinds)
+        if "table" in kinds:
+            kinds = {"bigquery", "table"}
+        else:
+            kinds.add("gcs")
+        return spec.replace_attributes(kinds=kinds)
+
+    return asset.map_asset_specs(cloud)
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
+    assets = [*raw_assets, *lake_assets, *warehouse_assets, *mart_assets]
     return dg.Definitions(
-        assets=[*raw_assets, *lake_assets, *warehouse_assets, *mart_assets],
+        assets=[_kinds_for(settings, a) for a in assets],
         jobs=jobs,
         schedules=build_schedules(running=settings.lake_env != "local"),
         sensors=[*release_sensors, *alert_sensors, automation_sensor],

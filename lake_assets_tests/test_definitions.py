@@ -57,6 +57,33 @@ def test_loads_with_every_setting_overridden(tmp_path):
     assert defs.resources["lake"].base_dir == str(tmp_path / "lake")
 
 
+def test_the_gcp_code_location_loads_as_a_user_launches_it(monkeypatch):
+    """LAKE_ENV=gcp through the module, as `dagster dev` loads it: same keys, checks, jobs and
+    policies; BigQuery and GCS named in the UI's kinds; project and bucket as env vars."""
+    for name, value in {"LAKE_ENV": "gcp", "GCP_PROJECT": "p-1", "GCS_BUCKET": "b"}.items():
+        monkeypatch.setenv(name, value)
+    module = importlib.reload(importlib.import_module("lake_assets.definitions"))
+    try:
+        defs = module.defs
+        defs.validate_loadable(defs)
+        graph = _graph(defs)
+        assert {k.to_user_string() for k in graph.get_all_asset_keys()} == PUBLIC_KEYS
+        local = _graph(build_definitions(Settings()))
+        assert graph.asset_check_keys == local.asset_check_keys
+        for key in graph.get_all_asset_keys():
+            assert graph.get(key).backfill_policy == local.get(key).backfill_policy
+        warehouse = graph.get(dg.AssetKey(["warehouse", "yellow_tripdata"]))
+        assert set(warehouse.kinds) == {"bigquery", "table"}
+        assert set(graph.get(dg.AssetKey(["raw", "taxi_zones"])).kinds) == {"csv", "gcs"}
+        assert {j.name for j in defs.jobs} == {j.name for j in build_definitions(Settings()).jobs}
+        lake = defs.resources["lake"]
+        assert (type(lake).__name__, lake.bucket) == ("GCSLake", dg.EnvVar("GCS_BUCKET"))
+    finally:
+        for name in ("LAKE_ENV", "GCP_PROJECT", "GCS_BUCKET"):
+            monkeypatch.delenv(name)
+        importlib.reload(module)
+
+
 def test_partitions_are_the_mirror_span():
     keys = monthly_partitions.get_partition_keys()
     assert (keys[0], keys[-1], len(keys)) == ("2019-01", "2021-07", 31)
