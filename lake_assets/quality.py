@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 from isal import igzip
 
-from lake_assets.convert import detect_format, is_gzip
+from lake_assets.convert import BadInputError, detect_format, is_gzip
 from lake_assets.schemas import TableContract, arrow_schema
 
 ERROR, WARN = "ERROR", "WARN"
@@ -115,45 +115,83 @@ def parity_outcome(rows_in_source: int, rows_written: int, rows_rejected: int) -
 COUNT_CHUNK = 1 << 22
 
 
-def count_data_rows(path: str | os.PathLike) -> int:
-    """Non-blank lines after the header, counted independently of the CSV parser.
+class DataRowCounter:
+    """Non-blank lines after the header, counted independently of the CSV parser, from the
+    file's bytes fed in order.
 
     A last line without a newline (a cut file) counts; blank lines (a newline followed by an
     optional carriage return and another newline) do not, as the parser skips them. Newline
-    positions come from one vectorized comparison per chunk (COUNT_CHUNK bytes), so the count
-    costs little more than the decompression itself.
+    positions come from one vectorized comparison per chunk, so counting costs little more than
+    reading (or decompressing) the bytes.
     """
-    import numpy as np
 
-    opener = igzip.open if is_gzip(path) else open
-    newlines = blank = offset = 0
-    last_nl = None  # absolute position of the last newline seen
-    last_byte = b""  # the byte before the current chunk
-    with opener(path, "rb") as f:
+    def __init__(self) -> None:
+        self.newlines = self.blank = self.offset = 0
+        self.last_nl: int | None = None  # absolute position of the last newline seen
+        self.last_byte = b""  # the last byte fed so far
+
+    def feed(self, chunk: bytes) -> None:
+        import numpy as np
+
+        if not chunk:
+            return
+        arr = np.frombuffer(chunk, dtype=np.uint8)
+        nl = np.flatnonzero(arr == 10)
+        if nl.size:
+            gaps = np.diff(nl)
+            self.blank += int(np.count_nonzero(gaps == 1))
+            two = nl[:-1][gaps == 2]
+            self.blank += int(np.count_nonzero(arr[two + 1] == 13))
+            if self.last_nl is not None:
+                # The blank line may straddle the previous chunk and this one.
+                first, prev = int(nl[0]), self.last_nl - self.offset
+                if first - prev == 1:
+                    self.blank += 1
+                elif first - prev == 2:
+                    between = chunk[first - 1 : first] if first >= 1 else self.last_byte
+                    self.blank += between == b"\r"
+            self.newlines += int(nl.size)
+            self.last_nl = self.offset + int(nl[-1])
+        self.offset += len(chunk)
+        self.last_byte = chunk[-1:]
+
+    @property
+    def rows(self) -> int:
+        if not self.offset:
+            return 0
+        lines = self.newlines + (0 if self.last_byte == b"\n" else 1) - self.blank
+        return max(lines - 1, 0)
+
+
+def count_data_rows(path: str | os.PathLike) -> int:
+    """DataRowCounter over a plain or gzip CSV file, read in COUNT_CHUNK-byte chunks."""
+    counter = DataRowCounter()
+    with (igzip.open if is_gzip(path) else open)(path, "rb") as f:
         while chunk := f.read(COUNT_CHUNK):
-            arr = np.frombuffer(chunk, dtype=np.uint8)
-            nl = np.flatnonzero(arr == 10)
-            if nl.size:
-                gaps = np.diff(nl)
-                blank += int(np.count_nonzero(gaps == 1))
-                two = nl[:-1][gaps == 2]
-                blank += int(np.count_nonzero(arr[two + 1] == 13))
-                if last_nl is not None:
-                    # The blank line may straddle the previous chunk and this one.
-                    first, prev = int(nl[0]), last_nl - offset
-                    if first - prev == 1:
-                        blank += 1
-                    elif first - prev == 2:
-                        between = chunk[first - 1 : first] if first >= 1 else last_byte
-                        blank += between == b"\r"
-                newlines += int(nl.size)
-                last_nl = offset + int(nl[-1])
-            offset += len(chunk)
-            last_byte = chunk[-1:]
-    if not offset:
-        return 0
-    lines = newlines + (0 if last_byte == b"\n" else 1) - blank
-    return max(lines - 1, 0)
+            counter.feed(chunk)
+    return counter.rows
+
+
+def inflate_counting(src: str | os.PathLike, dest: str | os.PathLike, name: str) -> int:
+    """Decompress a gzip CSV file to dest with ISA-L, counting its data rows in the same pass.
+
+    Raises BadInputError naming the file if the gzip stream is cut or corrupt.
+    """
+    from isal import isal_zlib
+
+    counter = DataRowCounter()
+    with igzip.open(src, "rb") as f, open(dest, "wb") as out:
+        while True:
+            try:
+                chunk = f.read(COUNT_CHUNK)
+            except (EOFError, igzip.BadGzipFile, isal_zlib.error) as e:
+                raise BadInputError(
+                    f"{name}: gzip stream is cut or corrupt ({e})", file=name
+                ) from e
+            if not chunk:
+                return counter.rows
+            counter.feed(chunk)
+            out.write(chunk)
 
 
 def count_source_rows(path: str | os.PathLike) -> int:

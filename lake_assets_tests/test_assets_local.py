@@ -350,3 +350,17 @@ def test_demo_summary_reads_through_the_resources(http_server, settings, defs):
     assert "  lake/green_tripdata/green_tripdata_2021-01.parquet  (" in text
     top = demo.top_zones(settings, "2021-01")
     assert "  green       250 trips, revenue " in top
+
+
+def test_a_landed_gzip_cut_short_fails_the_lake_step_naming_it(http_server, settings, defs):
+    """The raw step refuses cut downloads; a file cut in the lake later is refused too."""
+    http_server.publish("green", "2020-05", 2000)
+    assert materialize(defs, ["raw/green_tripdata"], "2020-05").success
+    raw = Path(settings.lake_dir) / "raw/green_tripdata/green_tripdata_2020-05.csv.gz"
+    raw.write_bytes(raw.read_bytes()[: raw.stat().st_size // 2])
+    result = materialize(defs, ["lake/green_tripdata"], "2020-05")
+    assert not result.success
+    message = failure_message(result)
+    assert f"{raw.as_uri()}: gzip stream is cut or corrupt (" in message
+    assert not [f for f in _lake_files(settings) if f.startswith("lake/")]
+    assert not list((Path(settings.lake_dir) / ".staging").iterdir())
