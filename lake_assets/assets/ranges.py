@@ -91,7 +91,8 @@ def run_months(
     return dg.MaterializeResult(
         metadata={
             "months": len(done),
-            "dagster/row_count": sum(int(d.metadata.get("dagster/row_count", 0)) for d in done),
+            # Not dagster/row_count: Dagster copies this result to every month of the range.
+            "rows_in_run": sum(int(d.metadata.get("dagster/row_count", 0)) for d in done),
             "by_month": dg.MetadataValue.md(markdown_table(["month", *summary_header], rows)),
         },
         check_results=checks.results(combined),
