@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -155,7 +156,10 @@ def start(
         )
     root = root.resolve()
     gcs_root = root / "gcs"
-    gcs_root.mkdir(parents=True, exist_ok=True)
+    # bqemulator keeps its tables in memory, so the bucket starts empty too: objects that outlive
+    # the tables built from them would look already loaded to the skip-unchanged logic.
+    shutil.rmtree(gcs_root, ignore_errors=True)
+    gcs_root.mkdir(parents=True)
     # A bucket of fake-gcs-server's filesystem backend is a folder of its root.
     (gcs_root / bucket).mkdir(exist_ok=True)
     emu = Emulators(

@@ -105,3 +105,33 @@ def test_zones_too(http_server, settings, defs):
     assert materialize(defs, zones, instance=instance).success
     second = materialize(defs, zones, instance=instance)
     assert _events(second, "STEP_SKIPPED") == {"lake__taxi_zones", "warehouse__taxi_zones"}
+
+
+def test_a_landing_in_another_lake_on_the_same_instance_is_not_reused(
+    http_server, settings, tmp_path
+):
+    """Two backends share a DAGSTER_HOME: the second lake holds the same bytes (copied), but its
+    warehouse was never built, so nothing may be skipped there."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    from lake_assets.definitions import build_definitions
+    from lake_assets_tests.helpers import ZONES
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(build_definitions(settings), ZONES, instance=instance).success
+    other = dataclasses.replace(
+        settings, lake_dir=str(tmp_path / "lake_b"), duckdb_path=str(tmp_path / "b.duckdb")
+    )
+    raw = "raw/taxi_zones/taxi_zone_lookup.csv"
+    (Path(other.lake_dir) / raw).parent.mkdir(parents=True)
+    shutil.copyfile(Path(settings.lake_dir) / raw, Path(other.lake_dir) / raw)
+    result = materialize(build_definitions(other), ZONES, instance=instance)
+    assert result.success
+    assert not _events(result, "STEP_SKIPPED")
+    import duckdb
+
+    con = duckdb.connect(other.duckdb_path, read_only=True)
+    assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
+    con.close()

@@ -38,8 +38,10 @@ def _land(
 ) -> Iterator:
     started = time.monotonic()
     previous = _previous(context, key) if lake.exists(path) else {}
-    if previous.get("source_url") != url:
-        previous = {}  # another source: nothing to compare with
+    if previous.get("source_url") != url or previous.get("uri") != lake.uri(path):
+        # Another source, or a landing in another lake (a second backend on the same Dagster
+        # instance): it says nothing about this lake's file or the layers built from it.
+        previous = {}
     try:
         with lake.staging_dir() as staging:
             staged = staging / "download"
