@@ -15,9 +15,9 @@ from lake_assets.resources import BigQueryWarehouse, GCSLake
 from lake_assets.resources.gcp import (
     bigquery_schema,
     merge_month_sql,
+    parquet_load_config,
     query_parameters,
     staging_check_sql,
-    staging_load_config,
     table_spec,
 )
 from lake_assets.schemas import FHV, GREEN, SERVICE_SUMMARY_MONTHLY, TAXI_ZONES, YELLOW
@@ -44,7 +44,7 @@ def test_a_month_is_replaced_by_one_merge_statement():
 
 
 def test_the_lake_file_reaches_bigquery_by_a_load_job_with_the_contract_schema():
-    config = staging_load_config(YELLOW)
+    config = parquet_load_config(YELLOW)
     assert config.source_format == bigquery.SourceFormat.PARQUET
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_TRUNCATE
     assert config.create_disposition == bigquery.CreateDisposition.CREATE_IF_NEEDED

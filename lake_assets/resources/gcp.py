@@ -188,8 +188,9 @@ def table_spec(contract: TableContract, table_id: str) -> bigquery.Table:
     return table
 
 
-def staging_load_config(contract: TableContract) -> bigquery.LoadJobConfig:
-    """How a lake Parquet file becomes a staging table: a load job, free, with the exact schema."""
+def parquet_load_config(contract: TableContract) -> bigquery.LoadJobConfig:
+    """How a lake Parquet file becomes a table (a month's staging table, or the whole zone
+    lookup): a load job, free, with the exact schema, replacing what the table held."""
     return bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET,
         schema=bigquery_schema(contract),
@@ -318,11 +319,10 @@ class BigQueryWarehouse(Warehouse):
         )
         return [tuple(row.values()) for row in job.result()]
 
-    def _staging_id(self, contract: TableContract, month: date | None) -> str:
-        tag = f"{month:%Y%m}_" if month else ""
+    def _staging_id(self, contract: TableContract, month: date) -> str:
         return (
             f"{self.project}.{self.dataset_name}."
-            f"_staging_{contract.name}_{tag}{secrets.token_hex(4)}"
+            f"_staging_{contract.name}_{month:%Y%m}_{secrets.token_hex(4)}"
         )
 
     def _replace_month_from_staging(
@@ -367,7 +367,7 @@ class BigQueryWarehouse(Warehouse):
 
             def load(staging_id: str) -> None:
                 client.load_table_from_uri(
-                    parquet_uri, staging_id, job_config=staging_load_config(contract)
+                    parquet_uri, staging_id, job_config=parquet_load_config(contract)
                 ).result()
 
             return self._replace_month_from_staging(client, contract, month, load, parquet_uri)
@@ -398,12 +398,9 @@ class BigQueryWarehouse(Warehouse):
         with self.client() as client:
             table_id = self._prepare(client, contract)
             # A WRITE_TRUNCATE load replaces the table atomically when the job succeeds.
-            config = bigquery.LoadJobConfig(
-                source_format=bigquery.SourceFormat.PARQUET,
-                schema=bigquery_schema(contract),
-                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            job = client.load_table_from_uri(
+                parquet_uri, table_id, job_config=parquet_load_config(contract)
             )
-            job = client.load_table_from_uri(parquet_uri, table_id, job_config=config)
             job.result()
             loaded = int(job.output_rows or 0)
         return LoadResult(table=table_id, rows_loaded=loaded, table_rows=loaded)
