@@ -15,8 +15,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, storage
 
-from lake_assets.definitions import build_definitions
-from lake_assets.resources import BigQueryWarehouse, GCSLake
+from lake_assets.definitions import build_backend, build_definitions
 from lake_assets.schemas import BIGQUERY_TYPES, DUCKDB_TYPES, SERVICES, YELLOW, arrow_schema
 from lake_assets_tests.helpers import MARTS, ZONES, materialize, metadata, trip_selection
 
@@ -48,21 +47,6 @@ def _objects(s) -> list[str]:
         client_options={"api_endpoint": s.storage_emulator_host},
     )
     return sorted(b.name for b in client.list_blobs(s.gcs_bucket))
-
-
-def _lake(s) -> GCSLake:
-    return GCSLake(
-        project=s.gcp_project,
-        bucket=s.gcs_bucket,
-        prefix=s.gcs_prefix,
-        emulator_host=s.storage_emulator_host,
-    )
-
-
-def _warehouse(s) -> BigQueryWarehouse:
-    return BigQueryWarehouse(
-        project=s.gcp_project, dataset_name=s.bq_dataset, emulator_host=s.bigquery_emulator_host
-    )
 
 
 def _publish_all(http_server, extra: int = 0) -> None:
@@ -167,7 +151,7 @@ def test_rerun_replaces_exactly_its_month_and_reports_gs_uris(http_server, gcp_s
 
 
 def test_a_month_with_rows_of_another_month_is_refused_and_the_table_kept(gcp_settings, tmp_path):
-    lake, warehouse = _lake(gcp_settings), _warehouse(gcp_settings)
+    lake, warehouse = build_backend(gcp_settings, resolved=True)
     month = date(2021, 1, 1)
 
     def upload(months: list[date], name: str) -> str:
@@ -198,7 +182,7 @@ def test_a_month_with_rows_of_another_month_is_refused_and_the_table_kept(gcp_se
 
 
 def test_lake_writes_are_all_or_nothing_and_reads_verify(gcp_settings):
-    lake = _lake(gcp_settings)
+    lake, _ = build_backend(gcp_settings, resolved=True)
     path = "raw/yellow_tripdata/yellow_tripdata_2021-01.csv.gz"
     with lake.open_write(path) as f:
         f.write(b"first version")
@@ -227,7 +211,7 @@ def test_emulators_never_look_up_google_credentials(gcp_settings, monkeypatch):
         raise AssertionError("looked up application default credentials")
 
     monkeypatch.setattr(google.auth, "default", no_adc)
-    lake, warehouse = _lake(gcp_settings), _warehouse(gcp_settings)
+    lake, warehouse = build_backend(gcp_settings, resolved=True)
     with lake.open_write("raw/check.txt") as f:
         f.write(b"ok")
     assert lake.exists("raw/check.txt")
