@@ -189,21 +189,33 @@ def _source_url(src: Path) -> str:
     return src.parent.parent.as_uri() + "/{service}/{service}_tripdata_{year}-{month}.csv.gz"
 
 
-def _command(case: str, src: Path, work: Path) -> tuple[list[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
-    if case != "dagster_cli":
-        env["DAGSTER_HOME"] = ""
-        cmd = [sys.executable, "-m", "lake_assets.bench", "--case", case]
-        return cmd + ["--src", str(src), "--work", str(work)], env
-    env.update(
-        DAGSTER_HOME=str(work / "dagster_home"),
-        TLC_SOURCE_URL=_source_url(src),
-        LAKE_DIR=str(work / "lake"),
-        DUCKDB_PATH=str(work / "warehouse.duckdb"),
-    )
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
+
+
+def _cli_env(src: Path, work: Path, **extra: str) -> dict[str, str]:
+    """The settings of a `dagster asset materialize` on work's lake, DuckDB file and instance."""
+    return {
+        **_clean_env(),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "TLC_SOURCE_URL": _source_url(src),
+        "LAKE_DIR": str(work / "lake"),
+        "DUCKDB_PATH": str(work / "warehouse.duckdb"),
+        **extra,
+    }
+
+
+def _materialize_cmd(*partition: str) -> list[str]:
+    """`dagster asset materialize` of the lake and warehouse steps, then --partition(-range)."""
     cmd = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
-    cmd += ["-m", "lake_assets.definitions", "--partition", MONTH_KEY]
-    return cmd + ["--select", "lake/yellow_tripdata,warehouse/yellow_tripdata"], env
+    return [*cmd, "-m", "lake_assets.definitions", "--select", TRIP_STEPS, *partition]
+
+
+def _command(case: str, src: Path, work: Path) -> tuple[list[str], dict[str, str]]:
+    if case != "dagster_cli":
+        cmd = [sys.executable, "-m", "lake_assets.bench", "--case", case]
+        return cmd + ["--src", str(src), "--work", str(work)], {**_clean_env(), "DAGSTER_HOME": ""}
+    return _materialize_cmd("--partition", MONTH_KEY), _cli_env(src, work)
 
 
 def _fresh_instance(home: Path) -> None:
@@ -262,9 +274,10 @@ def measure(case: str, src: Path, scratch: Path) -> dict:
     }
 
 
-def _month_keys(count: int) -> list[str]:
+def _months(count: int) -> list[date]:
+    """count consecutive months from MONTH."""
     return [
-        f"{MONTH.year + (MONTH.month - 1 + i) // 12}-{(MONTH.month - 1 + i) % 12 + 1:02d}"
+        date(MONTH.year + (MONTH.month - 1 + i) // 12, (MONTH.month - 1 + i) % 12 + 1, 1)
         for i in range(count)
     ]
 
@@ -274,26 +287,16 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
     import duckdb
 
     work = Path(tempfile.mkdtemp(prefix=f"{case}_", dir=scratch))
-    keys = _month_keys(len(months))
+    keys = [f"{m:%Y-%m}" for m in _months(len(months))]
     for key, src in zip(keys, months, strict=True):
         _land_raw(src, work / "lake", f"raw/yellow_tripdata/yellow_tripdata_{key}.csv.gz")
     _fresh_instance(work / "dagster_home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
-    env.update(
-        DAGSTER_HOME=str(work / "dagster_home"),
-        TLC_SOURCE_URL=_source_url(months[0]),
-        LAKE_DIR=str(work / "lake"),
-        DUCKDB_PATH=str(work / "warehouse.duckdb"),
-        # The partitions must reach the last month (the mirror's default ends at 2021-07).
-        TLC_START_MONTH=keys[0],
-        TLC_END_MONTH=keys[-1],
-    )
-    base = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
-    base += ["-m", "lake_assets.definitions", "--select", TRIP_STEPS]
+    # The partitions must reach the last month (the mirror's default ends at 2021-07).
+    env = _cli_env(months[0], work, TLC_START_MONTH=keys[0], TLC_END_MONTH=keys[-1])
     if case == "backfill_one_run":
-        commands = [[*base, "--partition-range", f"{keys[0]}...{keys[-1]}"]]
+        commands = [_materialize_cmd("--partition-range", f"{keys[0]}...{keys[-1]}")]
     else:
-        commands = [[*base, "--partition", key] for key in keys]
+        commands = [_materialize_cmd("--partition", key) for key in keys]
     timing, outputs = _timed(commands, env, case)
     if not all("RUN_SUCCESS" in out for out in outputs):
         raise SystemExit(f"{case}: a run did not succeed")
@@ -311,30 +314,23 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
     }
 
 
-def month_file(root: Path, rows: int) -> Path:
-    """The benchmark month, generated once per row count and kept under root."""
-    from lake_assets import generator
-
-    path = root / f"rows_{rows}" / "yellow" / f"yellow_tripdata_{MONTH_KEY}.csv.gz"
-    if not path.exists():
-        print(f"generating {rows:,} rows of yellow {MONTH_KEY} into {path}", flush=True)
-        generator.write_month("yellow", MONTH, rows, path)
-    return path
-
-
 def month_files(root: Path, rows: int, count: int) -> list[Path]:
     """count consecutive months from MONTH, rows each, generated once and kept under root."""
     from lake_assets import generator
 
     paths = []
-    for key in _month_keys(count):
-        month = date(int(key[:4]), int(key[5:]), 1)
-        path = root / f"rows_{rows}" / "yellow" / f"yellow_tripdata_{key}.csv.gz"
+    for month in _months(count):
+        path = root / f"rows_{rows}" / "yellow" / f"yellow_tripdata_{month:%Y-%m}.csv.gz"
         if not path.exists():
-            print(f"generating {rows:,} rows of yellow {key} into {path}", flush=True)
+            print(f"generating {rows:,} rows of yellow {month:%Y-%m} into {path}", flush=True)
             generator.write_month("yellow", month, rows, path)
         paths.append(path)
     return paths
+
+
+def month_file(root: Path, rows: int) -> Path:
+    """The benchmark month (MONTH), generated once per row count and kept under root."""
+    return month_files(root, rows, 1)[0]
 
 
 def run(
