@@ -138,6 +138,12 @@ def _tail(log: Path) -> str:
         return ""
 
 
+def _spawn(log: Path, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start cmd with its output in log (the child keeps its own copy of the descriptor)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
 def start(
     root: Path,
     *,
@@ -171,7 +177,8 @@ def start(
     )
     try:
         gcs_log = root / "fake-gcs-server.log"
-        gcs = subprocess.Popen(
+        gcs = _spawn(
+            gcs_log,
             [
                 str(fake_gcs_binary()),
                 "-scheme",
@@ -188,13 +195,12 @@ def start(
                 f"127.0.0.1:{emu.gcs_port}",
                 "-log-level",
                 "warn",
-            ],  # fmt: skip
-            stdout=gcs_log.open("wb"),
-            stderr=subprocess.STDOUT,
+            ],
         )
         emu.processes.append(gcs)
         bq_log = root / "bqemulator.log"
-        bq = subprocess.Popen(
+        bq = _spawn(
+            bq_log,
             [
                 str(python),
                 "-c",
@@ -208,9 +214,7 @@ def start(
                 project,
                 "--log-level",
                 "warning",
-            ],  # fmt: skip
-            stdout=bq_log.open("wb"),
-            stderr=subprocess.STDOUT,
+            ],
             env={**os.environ, "BQEMU_GCS_LOCAL_ROOT": str(gcs_root)},
         )
         emu.processes.append(bq)
