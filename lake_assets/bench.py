@@ -12,6 +12,7 @@ median, so a noisy neighbour affects both sides of a ratio alike.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -318,9 +319,12 @@ def month_files(root: Path, rows: int, count: int) -> list[Path]:
     """count consecutive months from MONTH, rows each, generated once and kept under root."""
     from lake_assets import generator
 
+    # Keyed by the generator's source too: a month made by an older generator is not reused.
+    tag = hashlib.sha256(Path(generator.__file__).read_bytes()).hexdigest()[:12]
     paths = []
     for month in _months(count):
-        path = root / f"rows_{rows}" / "yellow" / f"yellow_tripdata_{month:%Y-%m}.csv.gz"
+        name = generator.month_file_name("yellow", month)
+        path = root / f"gen-{tag}" / f"rows_{rows}" / "yellow" / name
         if not path.exists():
             print(f"generating {rows:,} rows of yellow {month:%Y-%m} into {path}", flush=True)
             generator.write_month("yellow", month, rows, path)

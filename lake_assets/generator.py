@@ -11,6 +11,7 @@ amounts, and the DataTalksClub 7-column fhv header. No Dagster import.
 from __future__ import annotations
 
 import argparse
+import gzip
 import zlib
 from collections.abc import Iterable
 from datetime import date
@@ -60,9 +61,17 @@ def _nullable(values: np.ndarray, mask: np.ndarray) -> pa.Array:
     return pa.array(values, mask=mask)
 
 
-def _times(rng: np.random.Generator, month: date, n: int) -> tuple[pa.Array, pa.Array]:
+def _times(
+    rng: np.random.Generator, month: date, n: int, part: tuple[int, int] = (0, 1)
+) -> tuple[pa.Array, pa.Array]:
+    """Pickups of part k of parts of the month, in the TLC files' order: by hour, and in no order
+    within an hour (rows of a month file come in time slices, so chunks cover successive
+    slices)."""
     start, span = _month_bounds(month)
-    pickup = start + rng.integers(0, span, n).astype("timedelta64[s]")
+    k, parts = part
+    seconds = rng.integers(span * k // parts, span * (k + 1) // parts, n)
+    seconds = seconds[np.argsort(seconds // 3600, kind="stable")]
+    pickup = start + seconds.astype("timedelta64[s]")
     # About 0.2% of rows carry a pickup outside the month, as the real files do (2008, 2088, the
     # previous month).
     stray = rng.random(n) < 0.002
@@ -79,12 +88,30 @@ def _times(rng: np.random.Generator, month: date, n: int) -> tuple[pa.Array, pa.
     return pa.array(pickup, pa.timestamp("s")), pa.array(dropoff, pa.timestamp("s"))
 
 
+def _zone_weights() -> tuple[np.ndarray, np.ndarray]:
+    """Zone ids and their shares of trips: a few zones (Midtown, the airports) take most trips,
+    as in the real files; the ranking is fixed."""
+    ids = np.random.default_rng(265).permutation(np.arange(1, 266))
+    weights = 1.0 / (np.arange(265) + 4.0) ** 1.3
+    return ids, weights / weights.sum()
+
+
+ZONE_IDS, ZONE_P = _zone_weights()
+
+
+def _zones(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice(ZONE_IDS, n, p=ZONE_P)
+
+
 def _money(rng: np.random.Generator, n: int, distance: np.ndarray, street: bool) -> dict:
-    fare = np.round(2.5 + distance * 2.5 + rng.gamma(1.5, 1.2, n), 2)
+    # The meter counts in 50-cent steps.
+    fare = 2.5 + 0.5 * np.round((distance * 2.5 + rng.gamma(1.5, 1.2, n)) / 0.5)
     extra = rng.choice(np.array([0.0, 0.5, 1.0, 2.5, 3.0]), n)
     mta = np.full(n, 0.5)
     card = rng.random(n) < 0.7
-    tip = np.where(card, np.round(fare * rng.uniform(0.0, 0.3, n), 2), 0.0)
+    tip = np.round(fare * rng.uniform(0.0, 0.3, n), 2)
+    # Riders often tip whole dollars.
+    tip = np.where(card, np.where(rng.random(n) < 0.3, np.round(tip), tip), 0.0)
     tolls = np.where(rng.random(n) < 0.05, 6.12, 0.0)
     improvement = np.full(n, 0.3)
     # Refunds and disputes: every amount of the row negated, as the TLC records them.
@@ -103,8 +130,10 @@ def _money(rng: np.random.Generator, n: int, distance: np.ndarray, street: bool)
     return {"parts": parts, "payment": payment, "sign": sign}
 
 
-def _yellow_or_green(service: str, month: date, n: int, rng: np.random.Generator) -> pa.Table:
-    pickup, dropoff = _times(rng, month, n)
+def _yellow_or_green(
+    service: str, month: date, n: int, rng: np.random.Generator, part: tuple[int, int]
+) -> pa.Table:
+    pickup, dropoff = _times(rng, month, n, part)
     distance = np.round(rng.gamma(1.6, 1.9, n), 2)
     m = _money(rng, n, distance, street=True)
     has_congestion = month >= date(2019, 2, 1)
@@ -122,8 +151,8 @@ def _yellow_or_green(service: str, month: date, n: int, rng: np.random.Generator
         "trip_distance": pa.array(distance),
         "RatecodeID": _nullable(rng.choice(np.arange(1, 6), n, p=RATECODE_P), unknown),
         "store_and_fwd_flag": pa.array(np.where(rng.random(n) < 0.01, "Y", "N"), mask=unknown),
-        "PULocationID": pa.array(rng.integers(1, 266, n)),
-        "DOLocationID": pa.array(rng.integers(1, 266, n)),
+        "PULocationID": pa.array(_zones(rng, n)),
+        "DOLocationID": pa.array(_zones(rng, n)),
         "payment_type": _nullable(m["payment"], unknown),
         **{k: pa.array(np.round(v, 2)) for k, v in m["parts"].items()},
         "total_amount": pa.array(total),
@@ -142,8 +171,8 @@ def _yellow_or_green(service: str, month: date, n: int, rng: np.random.Generator
     return pa.table([cols[c] for c in order], names=order)
 
 
-def _fhv(month: date, n: int, rng: np.random.Generator) -> pa.Table:
-    pickup, dropoff = _times(rng, month, n)
+def _fhv(month: date, n: int, rng: np.random.Generator, part: tuple[int, int]) -> pa.Table:
+    pickup, dropoff = _times(rng, month, n, part)
     bases = np.array([f"B{b:05d}" for b in (1, 13, 14, 2532, 2800, 3016, 3404)])
     base = rng.choice(bases, n)
     # Many fhv rows have no location at all.
@@ -154,20 +183,21 @@ def _fhv(month: date, n: int, rng: np.random.Generator) -> pa.Table:
         pa.array(base),
         pickup,
         dropoff,
-        pa.array(rng.integers(1, 266, n), mask=pu_blank),
-        pa.array(rng.integers(1, 266, n), mask=do_blank),
+        pa.array(_zones(rng, n), mask=pu_blank),
+        pa.array(_zones(rng, n), mask=do_blank),
         pa.array(np.ones(n, dtype="int64"), mask=rng.random(n) >= 0.01),
         pa.array(np.where(rng.random(n) < 0.9, base, rng.choice(bases, n)), mask=affiliated_blank),
     ]
     return pa.table(cols, names=FHV_HEADER)
 
 
-def month_table(service: str, month: date, rows: int, chunk: int = 0) -> pa.Table:
+def month_table(service: str, month: date, rows: int, chunk: int = 0, chunks: int = 1) -> pa.Table:
+    """Chunk of chunks of a month: its rows, with pickups in its slice of the month."""
     rng = np.random.default_rng(seed_for(service, month, chunk))
     if service in ("yellow", "green"):
-        return _yellow_or_green(service, month, rows, rng)
+        return _yellow_or_green(service, month, rows, rng, (chunk, chunks))
     if service == "fhv":
-        return _fhv(month, rows, rng)
+        return _fhv(month, rows, rng, (chunk, chunks))
     raise ValueError(f"unknown service {service!r}")
 
 
@@ -177,13 +207,19 @@ def write_month(service: str, month: date, rows: int, dest: str | Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     options = pacsv.WriteOptions(include_header=False, quoting_style="none", delimiter=",")
-    with open(tmp, "wb") as raw, igzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+    # zlib at gzip's default level, as the published files are compressed: the size and the
+    # inflate cost of a month then match the real ones.
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz,
+    ):
         gz.write((",".join(HEADERS[service]) + "\n").encode())
         done, chunk = 0, 0
+        chunks = max(1, -(-rows // CHUNK_ROWS))
         while done < rows:
             n = min(CHUNK_ROWS, rows - done)
             buf = pa.BufferOutputStream()
-            pacsv.write_csv(month_table(service, month, n, chunk), buf, options)
+            pacsv.write_csv(month_table(service, month, n, chunk, chunks), buf, options)
             gz.write(buf.getvalue().to_pybytes())
             done += n
             chunk += 1

@@ -45,6 +45,8 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     assert set(report["ratios"]["lake_assets"]) == {"speedup_vs_baseline", "rss_vs_baseline"}
     assert {"cpus", "memory_gb", "python", "platform"} <= set(report["machine"])
     # the cached month is reused, not regenerated
-    month = tmp_path / "b" / "data" / "rows_3000" / "yellow" / "yellow_tripdata_2021-01.csv.gz"
+    (month,) = (tmp_path / "b" / "data").glob("gen-*/rows_3000/yellow/*.csv.gz")
+    made = month.stat().st_mtime_ns
     assert bench.month_file(tmp_path / "b" / "data", 3000) == month
+    assert month.stat().st_mtime_ns == made
     assert "| lake_assets |" in bench.table(report)
