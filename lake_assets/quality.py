@@ -163,44 +163,35 @@ class DataRowCounter:
         return max(lines - 1, 0)
 
 
-def count_data_rows(path: str | os.PathLike) -> int:
-    """DataRowCounter over a plain or gzip CSV file, read in COUNT_CHUNK-byte chunks."""
-    counter = DataRowCounter()
-    with (igzip.open if is_gzip(path) else open)(path, "rb") as f:
-        while chunk := f.read(COUNT_CHUNK):
-            counter.feed(chunk)
-    return counter.rows
+def count_data_rows(path: str | os.PathLike, name: str | None = None) -> int:
+    """DataRowCounter over a plain or gzip CSV file, read in COUNT_CHUNK-byte chunks.
 
-
-def inflate_counting(src: str | os.PathLike, dest: str | os.PathLike, name: str) -> int:
-    """Decompress a gzip CSV file to dest with ISA-L, counting its data rows in the same pass.
-
-    Raises BadInputError naming the file if the gzip stream is cut or corrupt.
+    Raises BadInputError naming the file (name, else path) if the gzip stream is cut or corrupt.
     """
     from isal import isal_zlib
 
     counter = DataRowCounter()
-    with igzip.open(src, "rb") as f, open(dest, "wb") as out:
+    with (igzip.open if is_gzip(path) else open)(path, "rb") as f:
         while True:
             try:
                 chunk = f.read(COUNT_CHUNK)
             except (EOFError, igzip.BadGzipFile, isal_zlib.error) as e:
+                name = name or str(path)
                 raise BadInputError(
                     f"{name}: gzip stream is cut or corrupt ({e})", file=name
                 ) from e
             if not chunk:
                 return counter.rows
             counter.feed(chunk)
-            out.write(chunk)
 
 
-def count_source_rows(path: str | os.PathLike) -> int:
+def count_source_rows(path: str | os.PathLike, name: str | None = None) -> int:
     """Rows of a landed file: its Parquet footer, or its non-blank CSV data lines."""
     if detect_format(path) == "parquet":
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
-    return count_data_rows(path)
+    return count_data_rows(path, name)
 
 
 # --- lake: warnings, from one aggregate query over the Parquet file ---

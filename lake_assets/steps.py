@@ -58,34 +58,30 @@ def build_lake_file(
     ):
         staged = staging / "out.parquet"
         # The independent count of a trip month's raw rows, for the parity check (the zone
-        # lookup has none).
-        source, counted, counting = src, None, None
-        if service and convert.is_gzip(src) and convert.detect_format(src) == "csv":
-            # DuckDB inflates gzip with zlib on its one reader thread; ISA-L inflates several
-            # times faster and counts the rows in the same pass, then DuckDB parses the plain
-            # file on every core (the plain file lives in scratch space until the step ends).
-            source = staging / "source.csv"
-            counted = quality.inflate_counting(src, source, name)
-        elif service:
-            counting = pool.submit(quality.count_source_rows, src)
-        result = convert.to_parquet(
-            source,
-            staged,
-            contract,
-            month,
-            name=name,
-            bad_rows=bad_rows,
-            memory_limit=policy.memory_limit,
-        )
-        if source != src:
-            source.unlink()
+        # lookup has none): ISA-L reads the file on a second core while DuckDB converts it.
+        counting = pool.submit(quality.count_source_rows, src, name) if service else None
+        try:
+            result = convert.to_parquet(
+                src,
+                staged,
+                contract,
+                month,
+                name=name,
+                bad_rows=bad_rows,
+                memory_limit=policy.memory_limit,
+            )
+        except Exception:
+            # A cut or corrupt gzip file is the cause of whatever DuckDB made of it: say so.
+            if counting and isinstance(counting.exception(), convert.BadInputError):
+                raise counting.exception() from None
+            raise
         outcomes = [quality.schema_outcome(pq.read_schema(staged), contract)]
         figures: dict = {}
         if service is None:
             outcomes += quality.zone_outcomes(staged)
         else:
             outcomes.append(quality.not_empty_outcome(result.rows_written))
-            counted = counting.result() if counting else counted
+            counted = counting.result()
             outcomes.append(
                 quality.parity_outcome(counted, result.rows_written, result.rows_rejected)
             )

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake_assets import generator, quality
-from lake_assets.convert import csv_to_parquet
+from lake_assets.convert import BadInputError, csv_to_parquet
 from lake_assets.schemas import FHV, TAXI_ZONES, YELLOW, arrow_schema
 
 JUN = date(2020, 6, 1)
@@ -90,6 +90,13 @@ def test_count_data_rows_blank_lines_across_chunk_boundaries(tmp_path, monkeypat
         path = tmp_path / f"t{i}.csv"
         path.write_bytes(text)
         assert quality.count_data_rows(path) == _reference_count(text), text
+
+
+def test_count_of_a_cut_gzip_stream_fails_naming_the_file(tmp_path):
+    data = gzip.compress(b"a,b\n" + b"1,2\n" * 50_000)
+    (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadInputError, match=r"^raw/cut\.csv\.gz: gzip stream is cut or corrupt \("):
+        quality.count_data_rows(tmp_path / "cut.csv.gz", "raw/cut.csv.gz")
 
 
 def test_count_matches_the_real_cut_sample(samples):
