@@ -32,6 +32,7 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
         "lake_assets",
         "dagster_cli",
         "polars_duckdb",
+        "polars_duckdb_typed",
         "backfill_one_run",
     }
     # The backfill: two months of 500 rows, as two runs and as one.
@@ -42,7 +43,13 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     assert per_month["rows"] == one_run["rows"] == 1000
     assert report["ratios"]["backfill_one_run"]["speedup_vs_runs_per_month"] > 0
     assert "| backfill_one_run | 1 |" in bench.table(report)
-    assert set(report["ratios"]["lake_assets"]) == {"speedup_vs_baseline", "rss_vs_baseline"}
+    assert set(report["ratios"]["lake_assets"]) == {
+        "speedup_vs_baseline",
+        "rss_vs_baseline",
+        "wall_vs_polars_duckdb",
+        "wall_vs_polars_duckdb_typed",
+    }
+    assert "lake_assets wall time / the pair's, round by round" in bench.table(report)
     assert {"cpus", "memory_gb", "python", "platform"} <= set(report["machine"])
     # the cached month is reused, not regenerated
     (month,) = (tmp_path / "b" / "data").glob("gen-*/rows_3000/yellow/*.csv.gz")
