@@ -178,6 +178,19 @@ def test_jobs_one_per_service_one_for_all_and_zones():
         assert (job.partitions_def == monthly_partitions) == (name != "taxi_zones_job")
 
 
+def test_every_job_forks_its_steps_from_a_forkserver_where_there_is_one(monkeypatch):
+    import multiprocessing
+
+    jobs = build_definitions(Settings()).resolve_all_job_defs()
+    for job in jobs:
+        config = job.executor_def.config_schema.resolve_config({}).value["config"]
+        assert job.executor_def.name == "multiprocess"
+        assert config["start_method"] == {"forkserver": {}}, job.name
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    for job in build_definitions(Settings()).resolve_all_job_defs():
+        assert job.executor_def is dg.multiprocess_executor, job.name  # spawn, its default
+
+
 def test_partitioned_assets_declare_their_checks():
     defs = build_definitions(Settings())
     graph = _graph(defs)
