@@ -89,9 +89,12 @@ def _times(
 
 
 def _zone_weights() -> tuple[np.ndarray, np.ndarray]:
-    """Zone ids and their shares of trips: a few zones (Midtown, the airports) take most trips,
-    as in the real files; the ranking is fixed."""
-    ids = np.random.default_rng(265).permutation(np.arange(1, 266))
+    """Zone ids and their shares of trips: a few zones take most trips and Manhattan's (in
+    write_zones' lookup) come first, as in the real files; the ranking is fixed."""
+    rng = np.random.default_rng(265)
+    ids = np.arange(1, 266)
+    manhattan = (ids > 1) & (ids < 264) & ((ids - 1) % len(BOROUGHS) == 0)
+    ids = np.concatenate([rng.permutation(ids[manhattan]), rng.permutation(ids[~manhattan])])
     weights = 1.0 / (np.arange(265) + 4.0) ** 1.3
     return ids, weights / weights.sum()
 
