@@ -1,9 +1,9 @@
 """`make bench`: lake_assets against the zoomcamp's pandas flow, on one large yellow month.
 
-Every case runs as its own process, interleaved round by round in an order that rotates each
-round; the parent samples the resident memory and CPU time of the whole process tree. Medians
-over rounds are reported, and each lake_assets/baseline ratio is taken within one round and then
-its median, so a noisy neighbour affects both sides of a ratio alike.
+Every case runs as its own process, interleaved round by round, each after a pause that lets the
+machine settle; the parent samples the resident memory and CPU time of the whole process tree.
+Medians over rounds are reported, and each lake_assets/baseline ratio is taken within one round
+and then its median, so a noisy neighbour affects both sides of a ratio alike.
 
     python -m lake_assets.bench --rows 7500000 --rounds 3
     python -m lake_assets.bench --quick            # 1M rows, 2 rounds: about a minute
@@ -380,6 +380,11 @@ def month_file(root: Path, rows: int) -> Path:
     return month_files(root, rows, 1)[0]
 
 
+# Every case starts on a machine at rest: here a case run straight after the baseline, which has
+# just freed 5 GB, measured 0.7 s slower than after a 10 s pause.
+SETTLE_SECONDS = 5.0
+
+
 def run(
     rows: int,
     rounds: int,
@@ -387,6 +392,7 @@ def run(
     root: Path,
     backfill_rows: int = 0,
     backfill_months: int = 0,
+    settle: float = SETTLE_SECONDS,
 ) -> dict:
     src = month_file(root / "data", rows)
     backfill = month_files(root / "data", backfill_rows, backfill_months) if backfill_months else []
@@ -394,9 +400,8 @@ def run(
     scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[dict]] = {c: [] for c in cases}
     for r in range(rounds):
-        # The order rotates each round: a case run right after the baseline, which has just
-        # freed 5 GB, measured 0.7 s slower here than the same case after another.
-        for case in cases[r % len(cases) :] + cases[: r % len(cases)]:
+        for case in cases:
+            time.sleep(settle)
             m = measure(case, src, scratch)
             samples[case].append(m)
             print(
@@ -405,6 +410,7 @@ def run(
                 flush=True,
             )
         for case in BACKFILL_CASES if backfill else ():
+            time.sleep(settle)
             m = measure_backfill(case, backfill, scratch)
             samples.setdefault(case, []).append(m)
             print(
@@ -448,6 +454,7 @@ def run(
         "rows": rows,
         "source_bytes": src.stat().st_size,
         "rounds": rounds,
+        "settle_s": settle,
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -526,7 +533,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--rows", type=int, default=7_500_000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="1M rows, 2 rounds, 2-month backfill")
+    p.add_argument(
+        "--quick", action="store_true", help="1M rows, 2 rounds, 2-month backfill, 1 s pauses"
+    )
+    p.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="pause before each case")
     p.add_argument("--backfill-months", type=int, default=12, help="0 skips the backfill cases")
     p.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per backfill month")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
@@ -541,7 +551,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows, rounds = (1_000_000, 2) if args.quick else (args.rows, args.rounds)
     months, month_rows = (2, 100_000) if args.quick else (args.backfill_months, args.backfill_rows)
-    report = run(rows, rounds, tuple(args.cases), args.root.resolve(), month_rows, months)
+    settle = min(args.settle, 1.0) if args.quick else args.settle
+    report = run(rows, rounds, tuple(args.cases), args.root.resolve(), month_rows, months, settle)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print()

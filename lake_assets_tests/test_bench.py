@@ -10,7 +10,7 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     out = tmp_path / "bench.json"
     bench.main(
         ["--rows", "3000", "--rounds", "1", "--root", str(tmp_path / "b"), "--out", str(out)]
-        + ["--backfill-months", "2", "--backfill-rows", "500"]
+        + ["--backfill-months", "2", "--backfill-rows", "500", "--settle", "0"]
     )
     report = json.loads(out.read_text())
     assert report["rows"] == 3000 and report["rounds"] == 1
