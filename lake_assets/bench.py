@@ -6,7 +6,7 @@ Medians over rounds are reported, and each lake_assets/baseline ratio is taken w
 and then its median, so a noisy neighbour affects both sides of a ratio alike.
 
     python -m lake_assets.bench --rows 7500000 --rounds 3
-    python -m lake_assets.bench --quick            # 1M rows, 2 rounds: about a minute
+    python -m lake_assets.bench --quick            # 1M rows, 1 round: about a minute
 """
 
 from __future__ import annotations
@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=7_500_000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
-        "--quick", action="store_true", help="1M rows, 2 rounds, 2-month backfill, 1 s pauses"
+        "--quick", action="store_true", help="1M rows, 1 round, 2-month backfill, 1 s pauses"
     )
     p.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="pause before each case")
     p.add_argument("--backfill-months", type=int, default=12, help="0 skips the backfill cases")
@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.case:
         _child(args.case, args.src, args.work)
         return
-    rows, rounds = (1_000_000, 2) if args.quick else (args.rows, args.rounds)
+    rows, rounds = (1_000_000, 1) if args.quick else (args.rows, args.rounds)
     months, month_rows = (2, 100_000) if args.quick else (args.backfill_months, args.backfill_rows)
     settle = min(args.settle, 1.0) if args.quick else args.settle
     report = run(rows, rounds, tuple(args.cases), args.root.resolve(), month_rows, months, settle)
