@@ -62,14 +62,13 @@ def _nullable(values: np.ndarray, mask: np.ndarray) -> pa.Array:
 
 
 def _times(
-    rng: np.random.Generator, month: date, n: int, part: tuple[int, int] = (0, 1)
+    rng: np.random.Generator, month: date, n: int, first: int, total: int
 ) -> tuple[pa.Array, pa.Array]:
-    """Pickups of part k of parts of the month, in the TLC files' order: by hour, and in no order
-    within an hour (rows of a month file come in time slices, so chunks cover successive
-    slices)."""
+    """Pickups and dropoffs of rows first..first+n of a month of total rows, in the order of the
+    TLC's files: the month's time runs down the file hour by hour, in no order within an hour."""
     start, span = _month_bounds(month)
-    k, parts = part
-    seconds = rng.integers(span * k // parts, span * (k + 1) // parts, n)
+    low = span * first // total
+    seconds = rng.integers(low, max(span * (first + n) // total, low + 1), n)
     seconds = seconds[np.argsort(seconds // 3600, kind="stable")]
     pickup = start + seconds.astype("timedelta64[s]")
     # About 0.2% of rows carry a pickup outside the month, as the real files do (2008, 2088, the
@@ -134,9 +133,9 @@ def _money(rng: np.random.Generator, n: int, distance: np.ndarray, street: bool)
 
 
 def _yellow_or_green(
-    service: str, month: date, n: int, rng: np.random.Generator, part: tuple[int, int]
+    service: str, month: date, n: int, rng: np.random.Generator, first: int, total: int
 ) -> pa.Table:
-    pickup, dropoff = _times(rng, month, n, part)
+    pickup, dropoff = _times(rng, month, n, first, total)
     distance = np.round(rng.gamma(1.6, 1.9, n), 2)
     m = _money(rng, n, distance, street=True)
     has_congestion = month >= date(2019, 2, 1)
@@ -174,8 +173,8 @@ def _yellow_or_green(
     return pa.table([cols[c] for c in order], names=order)
 
 
-def _fhv(month: date, n: int, rng: np.random.Generator, part: tuple[int, int]) -> pa.Table:
-    pickup, dropoff = _times(rng, month, n, part)
+def _fhv(month: date, n: int, rng: np.random.Generator, first: int, total: int) -> pa.Table:
+    pickup, dropoff = _times(rng, month, n, first, total)
     bases = np.array([f"B{b:05d}" for b in (1, 13, 14, 2532, 2800, 3016, 3404)])
     base = rng.choice(bases, n)
     # Many fhv rows have no location at all.
@@ -194,13 +193,16 @@ def _fhv(month: date, n: int, rng: np.random.Generator, part: tuple[int, int]) -
     return pa.table(cols, names=FHV_HEADER)
 
 
-def month_table(service: str, month: date, rows: int, chunk: int = 0, chunks: int = 1) -> pa.Table:
-    """Chunk of chunks of a month: its rows, with pickups in its slice of the month."""
+def month_table(
+    service: str, month: date, rows: int, chunk: int = 0, first: int = 0, total: int | None = None
+) -> pa.Table:
+    """Rows first..first+rows (chunk number chunk) of a month of total rows (default: rows)."""
     rng = np.random.default_rng(seed_for(service, month, chunk))
+    total = total or rows
     if service in ("yellow", "green"):
-        return _yellow_or_green(service, month, rows, rng, (chunk, chunks))
+        return _yellow_or_green(service, month, rows, rng, first, total)
     if service == "fhv":
-        return _fhv(month, rows, rng, (chunk, chunks))
+        return _fhv(month, rows, rng, first, total)
     raise ValueError(f"unknown service {service!r}")
 
 
@@ -218,11 +220,10 @@ def write_month(service: str, month: date, rows: int, dest: str | Path) -> Path:
     ):
         gz.write((",".join(HEADERS[service]) + "\n").encode())
         done, chunk = 0, 0
-        chunks = max(1, -(-rows // CHUNK_ROWS))
         while done < rows:
             n = min(CHUNK_ROWS, rows - done)
             buf = pa.BufferOutputStream()
-            pacsv.write_csv(month_table(service, month, n, chunk, chunks), buf, options)
+            pacsv.write_csv(month_table(service, month, n, chunk, done, rows), buf, options)
             gz.write(buf.getvalue().to_pybytes())
             done += n
             chunk += 1
