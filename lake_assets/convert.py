@@ -430,8 +430,9 @@ def _parquet_plan(src_type, target_type: str, q: str) -> tuple[str, str | None, 
     if target_type == "int64":
         if pa.types.is_integer(src_type):
             return f"CAST({q} AS BIGINT)", None, ""
+        # Text that is no number at all must fail too, not become a null.
         d = f"TRY_CAST({q} AS DOUBLE)"
-        return f"CAST({d} AS BIGINT)", _whole_number(d), "a whole number"
+        return f"CAST({d} AS BIGINT)", f"({d} IS NOT NULL AND {_whole_number(d)})", "a whole number"
     if target_type == "float64" and numeric:
         return f"CAST({q} AS DOUBLE)", None, ""
     if target_type == "timestamp" and (

@@ -71,6 +71,24 @@ def test_a_fractional_id_fails_naming_row_column_value(tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_text_in_an_id_column_fails_instead_of_becoming_null(tmp_path):
+    src = _with_column(tmp_path, "PULocationID", ["1", "2", "abc", None])
+    with pytest.raises(BadInputError) as info:
+        to_parquet(src, tmp_path / "o.parquet", contract_for("yellow"), JAN24, name="y.parquet")
+    assert str(info.value).startswith(
+        "y.parquet: row 3, column 'PULocationID': 'abc' is not a whole number. Nothing was"
+    )
+    assert not (tmp_path / "o.parquet").exists()
+    out = tmp_path / "q.parquet"
+    result = to_parquet(src, out, contract_for("yellow"), JAN24, bad_rows="quarantine")
+    assert (result.rows_written, result.rows_rejected) == (3, 1)
+    assert duckdb.execute(f"SELECT pickup_location_id FROM '{out}'").fetchall() == [
+        (1,),
+        (2,),
+        (None,),
+    ]
+
+
 def test_text_in_a_number_column_is_quarantined(tmp_path):
     src = _with_column(tmp_path, "fare_amount", ["8.5", "abc", "7", None, "x1"])
     out = tmp_path / "o.parquet"
