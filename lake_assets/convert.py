@@ -158,15 +158,20 @@ def _reader_type(contract_type: str) -> str:
 
 
 def _whole_number(x: str) -> str:
-    """SQL: the DOUBLE expression x holds a whole number that fits a BIGINT."""
-    return f"(isfinite({x}) AND {x} = trunc({x}) AND abs({x}) < 9.0e18)"
+    """SQL: the DOUBLE expression x holds a whole number that fits a BIGINT (null for null).
+
+    No isfinite(): the bound already fails for infinities, and for NaN, which DuckDB orders
+    above every number; the test costs a tenth of the parse on a 7.5M-row month.
+    """
+    return f"({x} = trunc({x}) AND abs({x}) < 9.0e18)"
 
 
 def _int_expr(src: str) -> str:
+    # The common case first: a null only reaches the second branch.
     s = _q(src)
     return (
-        f"CASE WHEN {s} IS NULL THEN NULL "
-        f"WHEN {_whole_number(s)} THEN CAST({s} AS BIGINT) "
+        f"CASE WHEN {_whole_number(s)} THEN CAST({s} AS BIGINT) "
+        f"WHEN {s} IS NULL THEN NULL "
         f"ELSE error({_lit(_NON_INTEGRAL + src)}) END"
     )
 

@@ -224,9 +224,30 @@ def test_header_only_file_is_zero_rows(tmp_path):
             [Y_ROW, Y_ROW.replace(",142,", ",142.5,")],
             "t.csv: line 3, column 'PULocationID': not a whole number",
         ),
+        (
+            [Y_ROW, Y_ROW.replace(",142,", ",nan,")],
+            "t.csv: line 3, column 'PULocationID': not a whole number",
+        ),
+        (
+            [Y_ROW.replace(",142,", ",-inf,")],
+            "t.csv: line 2, column 'PULocationID': not a whole number",
+        ),
+        (
+            [Y_ROW, Y_ROW, Y_ROW.replace(",142,", ",9.5e18,")],
+            "t.csv: line 4, column 'PULocationID': not a whole number",
+        ),
         ([Y_ROW + ",7"], "t.csv: line 2: expected 18 fields, found 19"),
     ],
-    ids=["float", "timestamp", "integer", "fraction-in-id", "too-many-fields"],
+    ids=[
+        "float",
+        "timestamp",
+        "integer",
+        "fraction-in-id",
+        "nan-id",
+        "infinite-id",
+        "id-beyond-bigint",
+        "too-many-fields",
+    ],
 )
 def test_unparseable_values_fail_naming_line_column_value_and_write_nothing(
     tmp_path, rows, expected
