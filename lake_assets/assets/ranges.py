@@ -1,6 +1,6 @@
 """One month, or a range of months in one run (a backfill): what Dagster records for each.
 
-A single month returns its own metadata, data version and check results. A range records one
+A single month returns its own metadata and check results. A range records one
 materialization for every month of it, so each month's own figures go into an observation of
 that month, the checks are combined (a check passes only if it passes for every month), and the
 materialization carries a table by month. If a month fails midway, the months already written
@@ -22,7 +22,6 @@ class MonthDone:
     month: date
     metadata: dict
     outcomes: list[quality.Outcome] = field(default_factory=list)
-    data_version: str | None = None
 
 
 def markdown_table(header: list[str], rows: list[tuple]) -> str:
@@ -75,7 +74,6 @@ def run_months(
         d = done[0]
         return dg.MaterializeResult(
             metadata=d.metadata,
-            data_version=dg.DataVersion(d.data_version) if d.data_version else None,
             check_results=checks.results(d.outcomes),
         )
     for d in done:
