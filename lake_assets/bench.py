@@ -54,28 +54,57 @@ BACKFILL_DESCRIPTIONS = {
     "backfill_runs_per_month": "one `dagster asset materialize --partition M` per month, in turn",
     "backfill_one_run": "one `dagster asset materialize --partition-range FIRST...LAST`",
 }
+# What the month costs at the least, whoever does the work: each case times one operation and
+# discards its result. The lake step cannot take less than the parse; the issue's targets are set
+# against these.
+FLOOR_CASES = ("floor_inflate_zlib", "floor_inflate_isal", "floor_duckdb_parse")
+FLOOR_DESCRIPTIONS = {
+    "floor_inflate_zlib": "gzip inflate of the month with zlib (Python's gzip), bytes discarded",
+    "floor_inflate_isal": "the same with ISA-L (python-isal)",
+    "floor_duckdb_parse": "DuckDB reading the gzip month to the contract's types, exactly as the "
+    "lake step does, with nothing written",
+}
 TRIP_STEPS = "lake/yellow_tripdata,warehouse/yellow_tripdata"
 
 
 # --- the cases, each run in a child process: `python -m lake_assets.bench --case NAME` ---
 
 
+class Stages:
+    """Seconds per stage inside a case's process, for the profile; the rest of its wall time is
+    the interpreter starting and exiting."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
+
+
 def case_baseline(src: Path, work: Path) -> dict:
     """The zoomcamp week-2 flow, as its notebooks and flows write it."""
+    stages = Stages()
     import duckdb
     import pandas as pd
 
+    stages.lap("import")
     df = pd.read_csv(src)
     df["tpep_pickup_datetime"] = pd.to_datetime(df["tpep_pickup_datetime"])
     df["tpep_dropoff_datetime"] = pd.to_datetime(df["tpep_dropoff_datetime"])
+    stages.lap("read_csv")
     parquet = work / "yellow_tripdata.parquet"
     df.to_parquet(parquet, compression="gzip")
+    stages.lap("to_parquet")
     con = duckdb.connect(str(work / "warehouse.duckdb"))
     con.register("df", df)
     con.execute("CREATE TABLE yellow_tripdata AS SELECT * FROM df")
     rows = con.execute("SELECT count(*) FROM yellow_tripdata").fetchone()[0]
     con.close()
-    return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
+    stages.lap("load")
+    return {"rows": rows, "parquet_bytes": parquet.stat().st_size, "stages": stages.seconds}
 
 
 def _land_raw(src: Path, lake: Path, rel: str = RAW_REL) -> None:
@@ -90,6 +119,7 @@ def _land_raw(src: Path, lake: Path, rel: str = RAW_REL) -> None:
 
 def case_lake_assets(src: Path, work: Path) -> dict:
     """The functions and resources the lake and warehouse assets call, without Dagster's run."""
+    stages = Stages()
     from lake_assets import quality, steps
     from lake_assets.definitions import build_backend
     from lake_assets.resources import IngestPolicy
@@ -102,6 +132,7 @@ def case_lake_assets(src: Path, work: Path) -> dict:
         duckdb_path=str(work / "warehouse.duckdb"),
     )
     lake, warehouse = build_backend(settings, resolved=True)
+    stages.lap("import")
     built = steps.build_lake_file(
         lake,
         IngestPolicy(bad_rows=settings.bad_rows),
@@ -112,9 +143,12 @@ def case_lake_assets(src: Path, work: Path) -> dict:
         MONTH,
         "yellow",
     )
+    stages.lap("lake")
     loaded = steps.load_warehouse_month(lake, warehouse, YELLOW, "yellow", MONTH)
+    stages.lap("warehouse")
     blocking = [o for o in [*built.outcomes, loaded.outcome] if o.severity == quality.ERROR]
-    return _lake_assets_figures(work, all(o.passed for o in blocking))
+    figures = _lake_assets_figures(work, all(o.passed for o in blocking))
+    return {**figures, "stages": stages.seconds}
 
 
 def _lake_assets_figures(work: Path, success: bool) -> dict:
@@ -129,7 +163,7 @@ def _lake_assets_figures(work: Path, success: bool) -> dict:
     return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
 
 
-def _duckdb_insert(parquet: Path, work: Path) -> dict:
+def _duckdb_insert(parquet: Path, work: Path, stages: Stages) -> dict:
     """The reference pairs' second tool: the Parquet file into a DuckDB table."""
     import duckdb
 
@@ -139,23 +173,32 @@ def _duckdb_insert(parquet: Path, work: Path) -> dict:
     con.execute(f"INSERT INTO yellow_tripdata SELECT * FROM read_parquet('{parquet}')")
     rows = con.execute("SELECT count(*) FROM yellow_tripdata").fetchone()[0]
     con.close()
-    return {"rows": rows, "parquet_bytes": parquet.stat().st_size}
+    stages.lap("load")
+    return {"rows": rows, "parquet_bytes": parquet.stat().st_size, "stages": stages.seconds}
 
 
 def case_polars_duckdb(src: Path, work: Path) -> dict:
+    stages = Stages()
+    import duckdb  # noqa: F401 - imported here so that the load stage times the load alone
     import polars as pl
 
+    stages.lap("import")
     parquet = work / "yellow_tripdata.parquet"
     pl.scan_csv(src).sink_parquet(parquet, compression="zstd")
-    return _duckdb_insert(parquet, work)
+    stages.lap("convert")
+    return _duckdb_insert(parquet, work, stages)
 
 
 def case_polars_duckdb_typed(src: Path, work: Path) -> dict:
     """polars left to itself reads the timestamps as text; this pair types them as we do."""
+    stages = Stages()
+    import duckdb  # noqa: F401 - imported here so that the load stage times the load alone
     import polars as pl
 
     from lake_assets.convert import map_header, read_header
     from lake_assets.schemas import YELLOW
+
+    stages.lap("import")
 
     dtypes = {
         "int64": pl.Int64,
@@ -167,16 +210,66 @@ def case_polars_duckdb_typed(src: Path, work: Path) -> dict:
     overrides = {s: dtypes[YELLOW.column(t).type] for s, t in map_header(header, YELLOW, str(src))}
     parquet = work / "yellow_tripdata.parquet"
     pl.scan_csv(src, schema_overrides=overrides).sink_parquet(parquet, compression="zstd")
-    return _duckdb_insert(parquet, work)
+    stages.lap("convert")
+    return _duckdb_insert(parquet, work, stages)
+
+
+def _inflate_floor(open_gzip, src: Path, stages: Stages) -> dict:
+    newlines = 0
+    with open_gzip(src, "rb") as f:
+        while block := f.read(1 << 20):
+            newlines += block.count(b"\n")
+    stages.lap("inflate")
+    return {"rows": newlines - 1, "parquet_bytes": 0, "stages": stages.seconds}
+
+
+def case_floor_inflate_zlib(src: Path, work: Path) -> dict:
+    stages = Stages()
+    import gzip
+
+    stages.lap("import")
+    return _inflate_floor(gzip.open, src, stages)
+
+
+def case_floor_inflate_isal(src: Path, work: Path) -> dict:
+    stages = Stages()
+    from isal import igzip
+
+    stages.lap("import")
+    return _inflate_floor(igzip.open, src, stages)
+
+
+def case_floor_duckdb_parse(src: Path, work: Path) -> dict:
+    stages = Stages()
+    import duckdb
+
+    from lake_assets import convert
+    from lake_assets.schemas import YELLOW
+
+    stages.lap("import")
+    select = convert.select_sql(src, YELLOW, MONTH)
+    # An aggregate of every column, so that each is parsed and checked, and nothing is kept.
+    every = ", ".join(f'max("{c}")' for c in YELLOW.column_names)
+    con = duckdb.connect(config={"memory_limit": convert.DEFAULT_MEMORY_LIMIT})
+    (rows, *_) = con.execute(f"SELECT count(*), {every} FROM ({select})").fetchone()
+    con.close()
+    stages.lap("parse")
+    return {"rows": rows, "parquet_bytes": 0, "stages": stages.seconds}
+
+
+CASE_FUNCTIONS = {
+    "baseline": case_baseline,
+    "lake_assets": case_lake_assets,
+    "polars_duckdb": case_polars_duckdb,
+    "polars_duckdb_typed": case_polars_duckdb_typed,
+    "floor_inflate_zlib": case_floor_inflate_zlib,
+    "floor_inflate_isal": case_floor_inflate_isal,
+    "floor_duckdb_parse": case_floor_duckdb_parse,
+}
 
 
 def _child(case: str, src: Path, work: Path) -> None:
-    figures = {
-        "baseline": case_baseline,
-        "lake_assets": case_lake_assets,
-        "polars_duckdb": case_polars_duckdb,
-        "polars_duckdb_typed": case_polars_duckdb_typed,
-    }[case](src, work)
+    figures = CASE_FUNCTIONS[case](src, work)
     print("BENCH_RESULT " + json.dumps(figures), flush=True)
 
 
@@ -317,6 +410,7 @@ def measure(case: str, src: Path, scratch: Path) -> dict:
         "rows": figures["rows"],
         "rows_per_s": round(figures["rows"] / timing["wall_s"]),
         "parquet_bytes": figures["parquet_bytes"],
+        **({"stages": figures["stages"]} if "stages" in figures else {}),
     }
 
 
@@ -396,6 +490,7 @@ def run(
     backfill_rows: int = 0,
     backfill_months: int = 0,
     settle: float = SETTLE_SECONDS,
+    floors: bool = True,
 ) -> dict:
     src = month_file(root / "data", rows)
     backfill = month_files(root / "data", backfill_rows, backfill_months) if backfill_months else []
@@ -403,10 +498,10 @@ def run(
     scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[dict]] = {c: [] for c in cases}
     for r in range(rounds):
-        for case in cases:
+        for case in (*cases, *(FLOOR_CASES if floors else ())):
             time.sleep(settle)
             m = measure(case, src, scratch)
-            samples[case].append(m)
+            samples.setdefault(case, []).append(m)
             print(
                 f"round {r + 1}/{rounds} {case:<20} {m['wall_s']:>7.2f} s wall "
                 f"{m['cpu_s']:>7.2f} s cpu {m['peak_rss_mb']:>8.1f} MB",
@@ -421,14 +516,11 @@ def run(
                 f"{m['cpu_s']:>7.2f} s cpu {m['peak_rss_mb']:>8.1f} MB ({m['runs']} runs)",
                 flush=True,
             )
-    medians = {
-        case: {k: statistics.median(s[k] for s in runs) for k in runs[0]}
-        for case, runs in samples.items()
-    }
+    medians = {case: _medians(runs) for case, runs in samples.items()}
     ratios = {}
     if "baseline" in samples:
         for case in cases:
-            if case in ("baseline", *BACKFILL_CASES):
+            if case == "baseline":
                 continue
             pairs = zip(samples["baseline"], samples[case], strict=True)
             per_round = [
@@ -451,7 +543,7 @@ def run(
                 statistics.median(a["wall_s"] / b["wall_s"] for a, b in pairs), 2
             )
         }
-    descriptions = {**DESCRIPTIONS, **BACKFILL_DESCRIPTIONS}
+    descriptions = {**DESCRIPTIONS, **BACKFILL_DESCRIPTIONS, **FLOOR_DESCRIPTIONS}
     return {
         "month": MONTH_KEY,
         "rows": rows,
@@ -475,6 +567,15 @@ def run(
     }
 
 
+def _medians(runs: list[dict]) -> dict:
+    medians = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "stages"}
+    if "stages" in runs[0]:
+        medians["stages"] = {
+            k: statistics.median(r["stages"][k] for r in runs) for k in runs[0]["stages"]
+        }
+    return medians
+
+
 def table(report: dict) -> str:
     lines = [
         f"{report['rows']:,} rows of yellow {report['month']} "
@@ -485,8 +586,9 @@ def table(report: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     backfills = {c: d for c, d in report["cases"].items() if c in BACKFILL_CASES}
+    floors = {c: d for c, d in report["cases"].items() if c in FLOOR_CASES}
     for case, data in report["cases"].items():
-        if case in backfills:
+        if case in backfills or case in floors:
             continue
         m = data["median"]
         speedup = report["ratios"].get(case, {}).get("speedup_vs_baseline")
@@ -509,6 +611,28 @@ def table(report: dict) -> str:
             "lake_assets wall time / the pair's, round by round (at most 1.00: no slower): "
             + ", ".join(f"{pair} {ratio:.2f}" for pair, ratio in versus_pairs.items()),
         ]
+    profiled = {
+        case: data["median"]["stages"]
+        for case, data in report["cases"].items()
+        if case not in floors and "stages" in data["median"]
+    }
+    if profiled:
+        lines += ["", "Seconds by stage, inside each case's process (medians):", ""]
+        lines += [
+            f"- {case}: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+            for case, stages in profiled.items()
+        ]
+    if floors:
+        lines += [
+            "",
+            "Floors: one operation on the same month, its own seconds (medians)",
+            "",
+            "| floor | seconds | what |",
+            "|---|---:|---|",
+        ]
+        for case, data in floors.items():
+            (seconds,) = [v for k, v in data["median"]["stages"].items() if k != "import"]
+            lines.append(f"| {case} | {seconds:.2f} | {data['description']} |")
     if backfills:
         b = report["backfill"]
         speedup = report["ratios"]["backfill_one_run"]["speedup_vs_runs_per_month"]
@@ -541,11 +665,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="pause before each case")
     p.add_argument("--backfill-months", type=int, default=12, help="0 skips the backfill cases")
+    p.add_argument(
+        "--floors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the floors: inflate (zlib, ISA-L) and DuckDB's typed parse",
+    )
     p.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per backfill month")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--root", type=Path, default=Path("build/bench"), help="cache and scratch")
     p.add_argument("--out", type=Path, default=Path("build/bench.json"))
-    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    p.add_argument("--case", choices=tuple(CASE_FUNCTIONS), help=argparse.SUPPRESS)
     p.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -555,7 +685,16 @@ def main(argv: list[str] | None = None) -> None:
     rows, rounds = (1_000_000, 1) if args.quick else (args.rows, args.rounds)
     months, month_rows = (2, 100_000) if args.quick else (args.backfill_months, args.backfill_rows)
     settle = min(args.settle, 1.0) if args.quick else args.settle
-    report = run(rows, rounds, tuple(args.cases), args.root.resolve(), month_rows, months, settle)
+    report = run(
+        rows,
+        rounds,
+        tuple(args.cases),
+        args.root.resolve(),
+        month_rows,
+        months,
+        settle,
+        args.floors,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print()

@@ -28,6 +28,7 @@ BAD_ROWS_MODES = ("fail", "quarantine")
 DEFAULT_MEMORY_LIMIT = "384MB"
 REJECTS_HEADER = ["line", "column", "value", "error", "raw_line"]
 _NON_INTEGRAL = "lake_assets:non_integral:"
+_PARQUET_OPTIONS = "(FORMAT parquet, COMPRESSION zstd)"
 
 
 class BadInputError(ValueError):
@@ -188,6 +189,10 @@ class _Plan:
     int_sources: list[str]
     missing: list[str]
 
+    @property
+    def sql(self) -> str:
+        return f"SELECT\n  {self.select}\nFROM {self.read_csv}"
+
 
 def _plan(
     path: str, pairs: list[tuple[str, str | None]], contract: TableContract, month: date | None
@@ -330,6 +335,16 @@ def write_rejects(rejects: list[Reject], path: str | os.PathLike) -> None:
             w.writerow([r.line, r.column, r.value, r.error, r.raw_line])
 
 
+def select_sql(
+    src: str | os.PathLike, contract: TableContract, month: date | None, name: str | None = None
+) -> str:
+    """The SELECT that csv_to_parquet writes out: the file read with the contract's types and
+    checks. For measuring the parse on its own (the benchmark's floor)."""
+    src = str(src)
+    pairs = map_header(read_header(src, name or src), contract, name or src)
+    return _plan(src, pairs, contract, month).sql
+
+
 def csv_to_parquet(
     src: str | os.PathLike,
     dest: str | os.PathLike,
@@ -358,10 +373,7 @@ def csv_to_parquet(
         extra: list[Reject] = []
         where = ""
         while True:
-            sql = (
-                f"COPY (SELECT\n  {plan.select}\nFROM {plan.read_csv}{where}) "
-                f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
-            )
+            sql = f"COPY ({plan.sql}{where}) TO {_lit(str(tmp_dest))} {_PARQUET_OPTIONS}"
             try:
                 written = con.execute(sql).fetchone()[0]
                 break
@@ -522,7 +534,7 @@ def parquet_to_parquet(
         try:
             (written,) = con.execute(
                 f"COPY (SELECT\n  {', '.join(exprs)}\nFROM {reader}{where}) "
-                f"TO {_lit(str(tmp_dest))} (FORMAT parquet, COMPRESSION zstd)"
+                f"TO {_lit(str(tmp_dest))} {_PARQUET_OPTIONS}"
             ).fetchone()
         except duckdb.Error as e:
             _cleanup(tmp_dest)

@@ -14,20 +14,31 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     )
     report = json.loads(out.read_text())
     assert report["rows"] == 3000 and report["rounds"] == 1
-    assert set(report["cases"]) == set(bench.CASES) | set(bench.BACKFILL_CASES)
-    for case in bench.CASES:
-        data = report["cases"][case]
-        median = data["median"]
-        assert set(median) == {
-            "wall_s",
-            "cpu_s",
-            "peak_rss_mb",
-            "rows",
-            "rows_per_s",
-            "parquet_bytes",
-        }
-        assert median["rows"] == 3000, case  # every case loaded the whole month
-        assert median["wall_s"] > 0 and median["peak_rss_mb"] > 0 and median["parquet_bytes"] > 0
+    assert set(report["cases"]) == {*bench.CASES, *bench.BACKFILL_CASES, *bench.FLOOR_CASES}
+    # Stages timed inside each case's own process; the CLI case is one opaque command.
+    stages = {
+        "baseline": ["import", "read_csv", "to_parquet", "load"],
+        "lake_assets": ["import", "lake", "warehouse"],
+        "dagster_cli": None,
+        "polars_duckdb": ["import", "convert", "load"],
+        "polars_duckdb_typed": ["import", "convert", "load"],
+        "floor_inflate_zlib": ["import", "inflate"],
+        "floor_inflate_isal": ["import", "inflate"],
+        "floor_duckdb_parse": ["import", "parse"],
+    }
+    assert set(stages) == {*bench.CASES, *bench.FLOOR_CASES}
+    for case, names in stages.items():
+        median = report["cases"][case]["median"]
+        fields = {"wall_s", "cpu_s", "peak_rss_mb", "rows", "rows_per_s", "parquet_bytes"}
+        assert set(median) == fields | ({"stages"} if names else set()), case
+        # Every case read the whole month: the floors count its lines or parse its rows.
+        assert median["rows"] == 3000, case
+        assert median["wall_s"] > 0 and median["peak_rss_mb"] > 0
+        assert (median["parquet_bytes"] > 0) == (case in bench.CASES), case
+        if names:
+            assert list(median["stages"]) == names, case
+            assert all(v >= 0 for v in median["stages"].values())
+            assert sum(median["stages"].values()) <= median["wall_s"], case
     assert set(report["ratios"]) == {
         "lake_assets",
         "dagster_cli",
@@ -57,3 +68,5 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     assert bench.month_file(tmp_path / "b" / "data", 3000) == month
     assert month.stat().st_mtime_ns == made
     assert "| lake_assets |" in bench.table(report)
+    assert "- lake_assets: import " in bench.table(report)
+    assert "| floor_duckdb_parse |" in bench.table(report)
