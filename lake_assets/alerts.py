@@ -5,6 +5,7 @@ Nothing is sent when the webhook is not configured, and messages are redacted fi
 credentials and query strings (signed URLs, tokens) and the webhook address never leave.
 """
 
+import json
 import re
 
 import dagster as dg
@@ -106,6 +107,32 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhook)
     alerts.post(run_failure_message(alerts, context.dagster_run, step, message or ""))
 
 
+_PAGE = 100
+# Statuses of an AssetCheckExecutionRecord (the instance's record of a check execution), whose
+# enum Dagster does not export.
+_PLANNED, _FAILED = "PLANNED", "FAILED"
+
+
+def _executions_after(storage, key: dg.AssetCheckKey, after: int) -> list:
+    """The check's executions with an id above after (the history comes newest first)."""
+    found: list = []
+    cursor = None
+    while True:
+        page = storage.get_asset_check_execution_history(key, limit=_PAGE, cursor=cursor)
+        found += [r for r in page if r.id > after]
+        if len(page) < _PAGE or page[-1].id <= after:
+            return found
+        cursor = page[-1].id
+
+
+def _read_cursor(cursor: str | None) -> tuple[int, set[int]] | None:
+    try:
+        state = json.loads(cursor or "")
+        return int(state["after"]), {int(i) for i in state["done"]}
+    except (ValueError, TypeError, KeyError):
+        return None  # none yet, or an older sensor's: start watching from now
+
+
 @dg.sensor(
     name="asset_check_failure_alert",
     minimum_interval_seconds=60,
@@ -115,38 +142,55 @@ def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertWebhook)
 def asset_check_failure_alert(
     context: dg.SensorEvaluationContext, alerts: AlertWebhook
 ) -> dg.SkipReason | None:
-    if not context.cursor:
-        # First tick: start from now; failures from before the sensor ran are history.
-        latest = context.instance.get_event_records(
-            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
-            ascending=False,
-            limit=1,
-        )
-        context.update_cursor(str(latest[0].storage_id if latest else 0))
-        return dg.SkipReason("watching asset check evaluations from now on")
-    records = context.instance.get_event_records(
-        dg.EventRecordsFilter(
-            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            after_cursor=int(context.cursor),
-        ),
-        ascending=True,
-        limit=200,
+    """Reads the instance's check executions, whose ids are global in every event log storage.
+
+    (The event log's own record ids are not: the default SQLite storage keeps one file per run,
+    and refuses a cross-run cursor.) An execution is planned with its id and completed later, so
+    the cursor holds a watermark below the oldest execution still running, plus the ids above it
+    already handled: none is missed and none is posted twice.
+    """
+    keys = (
+        list(context.repository_def.asset_graph.asset_check_keys) if context.repository_def else []
     )
-    sent = 0
+    storage = context.instance.event_log_storage
+    state = _read_cursor(context.cursor)
+    if state is None:
+        latest = storage.get_latest_asset_check_execution_by_key(keys).values()
+        after = max((r.id for r in latest), default=0)
+        context.update_cursor(json.dumps({"after": after, "done": []}))
+        return dg.SkipReason("watching asset check evaluations from now on")
+    after, done = state
+    records = sorted((r for k in keys for r in _executions_after(storage, k, after)), key=_by_id)
+    pending, sent = [], 0
     for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+        if record.id in done:
+            continue
+        if record.status.value == _PLANNED:
+            run = context.instance.get_run_by_id(record.run_id)
+            if run is not None and not run.is_finished:
+                pending.append(record.id)
+            # Else the run ended without evaluating it, and the run failure alert said why.
+            else:
+                done.add(record.id)
+            continue
+        done.add(record.id)
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        if (
+            record.status.value != _FAILED
+            or evaluation is None
+            or evaluation.severity != dg.AssetCheckSeverity.ERROR
+        ):
             continue
         run = context.instance.get_run_by_id(record.run_id)
-        partition = run.tags.get("dagster/partition") if run else None
+        partition = record.partition or (run.tags.get("dagster/partition") if run else None)
         where = f" for {partition}" if partition else ""
-        asset = evaluation.asset_key.to_user_string()
+        asset = record.key.asset_key.to_user_string()
         alerts.post(
             slack_message(
-                f":warning: lake_assets check failed: {asset} {evaluation.check_name}{where}",
+                f":warning: lake_assets check failed: {asset} {record.key.name}{where}",
                 {
                     "asset": asset,
-                    "check": evaluation.check_name,
+                    "check": record.key.name,
                     "partition": partition,
                     "run": record.run_id,
                     "error": alerts.redacted(evaluation.description),
@@ -154,11 +198,27 @@ def asset_check_failure_alert(
             )
         )
         sent += 1
-    if records:
-        context.update_cursor(str(records[-1].storage_id))
+    watermark, done = next_cursor(after, done, [r.id for r in records], pending)
+    context.update_cursor(json.dumps({"after": watermark, "done": sorted(done)}))
     if not sent:
-        return dg.SkipReason(f"{len(records)} new check evaluation(s), none failed with ERROR")
+        return dg.SkipReason(
+            f"{len(records)} new check execution(s), none failed with ERROR"
+            + (f"; {len(pending)} still running" if pending else "")
+        )
     return None
+
+
+def _by_id(record) -> int:
+    return record.id
+
+
+def next_cursor(
+    after: int, done: set[int], ids: list[int], pending: list[int]
+) -> tuple[int, set[int]]:
+    """(watermark, the handled ids above it) after a tick that saw ids above after, of which
+    done are handled and pending still running."""
+    watermark = min(pending) - 1 if pending else max([after, *ids])
+    return watermark, {i for i in done if i > watermark}
 
 
 alert_sensors = [run_failure_alert, asset_check_failure_alert]

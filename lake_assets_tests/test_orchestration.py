@@ -141,46 +141,75 @@ def test_no_webhook_no_alert(http_server, settings, defs, webhook):
     assert webhook.posts == []
 
 
-def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, webhook):
+@pytest.fixture(params=["ephemeral", "sqlite_on_disk"])
+def any_instance(request, tmp_path):
+    """The in-memory instance of most tests, and the run-sharded SQLite files a fresh
+    DAGSTER_HOME (and so `make dev`) uses: a query can work on one and fail on the other."""
+    if request.param == "ephemeral":
+        yield dg.DagsterInstance.ephemeral()
+    else:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        instance = dg.DagsterInstance.local_temp(str(home))
+        yield instance
+        instance.dispose()
+
+
+def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, webhook, any_instance):
     from lake_assets import generator
 
-    instance = dg.DagsterInstance.ephemeral()
+    instance = any_instance
     alerts = AlertWebhook(url=webhook.url)
+    header_only = generator.gzip_bytes(",".join(generator.GREEN_HEADER) + "\n")
+
+    def tick(cursor):
+        return asset_check_failure_alert.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"alerts": alerts}, definitions=defs
+            )
+        )
+
     # A failure from before the sensor was switched on is history: no alert for it.
-    http_server.put(
-        "green/green_tripdata_2020-02.csv.gz",
-        generator.gzip_bytes(",".join(generator.GREEN_HEADER) + "\n"),
-    )
+    http_server.put("green/green_tripdata_2020-02.csv.gz", header_only)
     assert not materialize(defs, trip_selection("green"), "2020-02", instance=instance).success
-    first = asset_check_failure_alert.evaluate_tick(
-        dg.build_sensor_context(instance=instance, resources={"alerts": alerts})
-    )
+    first = tick(None)
     assert first.skip_message == "watching asset check evaluations from now on"
     assert webhook.posts == []
-    header_only = ",".join(generator.GREEN_HEADER) + "\n"
-    http_server.put("green/green_tripdata_2020-03.csv.gz", generator.gzip_bytes(header_only))
-    assert not materialize(defs, trip_selection("green"), "2020-03", instance=instance).success
-    result = asset_check_failure_alert.evaluate_tick(
-        dg.build_sensor_context(
-            instance=instance, cursor=first.cursor, resources={"alerts": alerts}
+    # Two failed months and a good one between two ticks: one alert for each failure.
+    for month in ("2020-03", "2020-04"):
+        http_server.put(f"green/green_tripdata_{month}.csv.gz", header_only)
+        assert not materialize(defs, trip_selection("green"), month, instance=instance).success
+    http_server.publish("green", "2020-05", 50)
+    assert materialize(defs, trip_selection("green"), "2020-05", instance=instance).success
+    result = tick(first.cursor)
+    assert len(webhook.posts) == 2
+    for post, month in zip(webhook.posts, ("2020-03", "2020-04"), strict=True):
+        fields = {f["title"]: f["value"] for f in post["json"]["attachments"][0]["fields"]}
+        assert (fields["asset"], fields["check"], fields["partition"]) == (
+            "lake/green_tripdata",
+            "month_not_empty",
+            month,
         )
-    )
-    (post,) = webhook.posts
-    fields = {f["title"]: f["value"] for f in post["json"]["attachments"][0]["fields"]}
-    assert (fields["asset"], fields["check"], fields["partition"]) == (
-        "lake/green_tripdata",
-        "month_not_empty",
-        "2020-03",
-    )
-    assert fields["error"] == "the month has no rows"
-    # The cursor moves past it: the next tick sends nothing again.
-    again = asset_check_failure_alert.evaluate_tick(
-        dg.build_sensor_context(
-            instance=instance, cursor=result.cursor, resources={"alerts": alerts}
+        assert fields["error"] == "the month has no rows"
+        assert post["json"]["text"] == (
+            f":warning: lake_assets check failed: lake/green_tripdata month_not_empty for {month}"
         )
-    )
-    assert len(webhook.posts) == 1
-    assert again.skip_message
+    # The cursor moves past them: the next tick sends nothing again.
+    again = tick(result.cursor)
+    assert len(webhook.posts) == 2
+    assert again.skip_message == "0 new check execution(s), none failed with ERROR"
+
+
+def test_a_check_still_running_holds_the_cursor_back():
+    """A check's execution is recorded when planned and completed later: the cursor must not
+    pass a planned one, or its failure would never be posted."""
+    from lake_assets.alerts import next_cursor
+
+    # 4, 6 and 7 are handled, 5 is still running: the next tick starts after 4, skips 6 and 7.
+    assert next_cursor(3, {4, 6, 7}, [4, 5, 6, 7], pending=[5]) == (4, {6, 7})
+    # Nothing running: the watermark is the newest id and nothing is remembered above it.
+    assert next_cursor(3, set(), [4, 5], pending=[]) == (5, set())
+    assert next_cursor(9, {11}, [], pending=[]) == (9, {11})
 
 
 @pytest.mark.parametrize(
