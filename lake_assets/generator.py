@@ -105,7 +105,7 @@ def _zones(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(ZONE_IDS, n, p=ZONE_P)
 
 
-def _money(rng: np.random.Generator, n: int, distance: np.ndarray, street: bool) -> dict:
+def _money(rng: np.random.Generator, n: int, distance: np.ndarray) -> dict:
     # The meter counts in 50-cent steps.
     fare = 2.5 + 0.5 * np.round((distance * 2.5 + rng.gamma(1.5, 1.2, n)) / 0.5)
     extra = rng.choice(np.array([0.0, 0.5, 1.0, 2.5, 3.0]), n)
@@ -137,7 +137,7 @@ def _yellow_or_green(
 ) -> pa.Table:
     pickup, dropoff = _times(rng, month, n, first, total)
     distance = np.round(rng.gamma(1.6, 1.9, n), 2)
-    m = _money(rng, n, distance, street=True)
+    m = _money(rng, n, distance)
     has_congestion = month >= date(2019, 2, 1)
     congestion = np.where(rng.random(n) < 0.8, 2.5 if service == "yellow" else 2.75, 0.0)
     congestion = congestion * m["sign"]
