@@ -341,8 +341,15 @@ def select_sql(
     """The SELECT that csv_to_parquet writes out: the file read with the contract's types and
     checks. For measuring the parse on its own (the benchmark's floor)."""
     src = str(src)
-    pairs = map_header(read_header(src, name or src), contract, name or src)
-    return _plan(src, pairs, contract, month).sql
+    return _csv_plan(src, contract, month, name or src)[1].sql
+
+
+def _csv_plan(
+    src: str, contract: TableContract, month: date | None, name: str
+) -> tuple[list[str], _Plan]:
+    """The file's header, and the plan that reads it onto the contract."""
+    header = read_header(src, name)
+    return header, _plan(src, map_header(header, contract, name), contract, month)
 
 
 def csv_to_parquet(
@@ -365,9 +372,7 @@ def csv_to_parquet(
         raise ValueError(f"bad_rows must be one of {BAD_ROWS_MODES}, not {bad_rows!r}")
     src, dest = str(src), Path(dest)
     name = name or src
-    header = read_header(src, name)
-    pairs = map_header(header, contract, name)
-    plan = _plan(src, pairs, contract, month)
+    header, plan = _csv_plan(src, contract, month, name)
     tmp_dest = dest.with_name(dest.name + ".inprogress")
     with _session(memory_limit, threads) as con:
         extra: list[Reject] = []
