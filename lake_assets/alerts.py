@@ -160,7 +160,9 @@ def asset_check_failure_alert(
         context.update_cursor(json.dumps({"after": after, "done": []}))
         return dg.SkipReason("watching asset check evaluations from now on")
     after, done = state
-    records = sorted((r for k in keys for r in _executions_after(storage, k, after)), key=_by_id)
+    records = sorted(
+        (r for k in keys for r in _executions_after(storage, k, after)), key=lambda r: r.id
+    )
     pending, sent = [], 0
     for record in records:
         if record.id in done:
@@ -169,8 +171,7 @@ def asset_check_failure_alert(
             run = context.instance.get_run_by_id(record.run_id)
             if run is not None and not run.is_finished:
                 pending.append(record.id)
-            # Else the run ended without evaluating it, and the run failure alert said why.
-            else:
+            else:  # the run ended without evaluating it; the run failure alert said why
                 done.add(record.id)
             continue
         done.add(record.id)
@@ -206,10 +207,6 @@ def asset_check_failure_alert(
             + (f"; {len(pending)} still running" if pending else "")
         )
     return None
-
-
-def _by_id(record) -> int:
-    return record.id
 
 
 def next_cursor(
