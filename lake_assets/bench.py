@@ -137,7 +137,7 @@ def case_lake_assets(src: Path, work: Path) -> dict:
         lake,
         IngestPolicy(bad_rows=settings.bad_rows),
         YELLOW,
-        RAW_REL,
+        [RAW_REL],
         layout.lake_trip_path("yellow", MONTH),
         layout.rejects_path("yellow", MONTH),
         MONTH,

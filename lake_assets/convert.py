@@ -28,7 +28,15 @@ BAD_ROWS_MODES = ("fail", "quarantine")
 DEFAULT_MEMORY_LIMIT = "384MB"
 REJECTS_HEADER = ["line", "column", "value", "error", "raw_line"]
 _NON_INTEGRAL = "lake_assets:non_integral:"
-_PARQUET_OPTIONS = "(FORMAT parquet, COMPRESSION zstd)"
+
+
+def _parquet_options(kv_metadata: dict[str, str] | None) -> str:
+    """COPY options: zstd, and key-value pairs in the footer (what the file was built from)."""
+    kv = ""
+    if kv_metadata:
+        pairs = ", ".join(f"{_q(k)}: {_lit(v)}" for k, v in kv_metadata.items())
+        kv = f", KV_METADATA {{{pairs}}}"
+    return f"(FORMAT parquet, COMPRESSION zstd{kv})"
 
 
 class BadInputError(ValueError):
@@ -188,6 +196,8 @@ class _Plan:
     select: str
     int_sources: list[str]
     missing: list[str]
+    # Source column -> the contract type it fills, as DuckDB names it.
+    types: dict[str, str]
 
     @property
     def sql(self) -> str:
@@ -220,13 +230,28 @@ def _plan(
             exprs.append(f"{_int_expr(src)} AS {_q(col.name)}")
         else:
             exprs.append(f"{_q(src)} AS {_q(col.name)}")
-    return _Plan(read_csv, ",\n  ".join(exprs), int_sources, missing)
+    types = {src: contract.column(t).duckdb_type for src, t in pairs if t is not None}
+    return _Plan(read_csv, ",\n  ".join(exprs), int_sources, missing, types)
 
 
 @contextmanager
-def _session(memory_limit: str, threads: int | None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that spills to a private temporary folder past memory_limit."""
-    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as spill:
+def _spill_folder(parent: str | None) -> Iterator[str]:
+    if parent:
+        # The caller's scratch folder (locked, and removed by the next step if this one dies).
+        path = Path(parent) / "duckdb_spill"
+        path.mkdir(exist_ok=True)
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="lake_assets_duckdb_") as d:
+        yield d
+
+
+@contextmanager
+def _session(
+    memory_limit: str, threads: int | None, spill_dir: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB that spills to a private folder (spill_dir) past memory_limit."""
+    with _spill_folder(spill_dir) as spill:
         # Insertion order is kept so the Parquet rows follow the file's lines.
         con = duckdb.connect(
             config={
@@ -253,8 +278,13 @@ def _constant_column(col: Column, month: date | None, contract: TableContract) -
     return f"DATE {_lit(month.isoformat())} AS {_q(col.name)}"
 
 
-def _duckdb_rejects(con: duckdb.DuckDBPyConnection, header: list[str]) -> list[Reject]:
-    """One Reject per bad line: a cut-off row is reported once, as a field-count error."""
+def _duckdb_rejects(
+    con: duckdb.DuckDBPyConnection, header: list[str], types: dict[str, str]
+) -> list[Reject]:
+    """One Reject per bad line: a cut-off row is reported once, as a field-count error.
+
+    types: the contract's DuckDB type of each source column, which the error names (the reader
+    parses integers as DOUBLE, an implementation detail a user should not have to decode)."""
     rows = con.execute(
         """
         SELECT line, column_idx, column_name, error_type, error_message, csv_line
@@ -278,7 +308,7 @@ def _duckdb_rejects(con: duckdb.DuckDBPyConnection, header: list[str]) -> list[R
             continue
         value = fields[column_idx - 1] if 0 < column_idx <= len(fields) else ""
         m = re.search(r"to '([A-Z]+)'", message or "")
-        target = m.group(1) if m else "its type"
+        target = types.get(column_name) or (m.group(1) if m else "its type")
         error = f"cannot parse {value!r} as {target}"
         rejects.append(Reject(int(line), column_name, value, error, raw))
     return rejects
@@ -362,6 +392,8 @@ def csv_to_parquet(
     bad_rows: str = "fail",
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int | None = None,
+    spill_dir: str | None = None,
+    kv_metadata: dict[str, str] | None = None,
 ) -> ConversionResult:
     """Convert one CSV file to dest (zstd Parquet with exactly the contract's schema).
 
@@ -374,11 +406,12 @@ def csv_to_parquet(
     name = name or src
     header, plan = _csv_plan(src, contract, month, name)
     tmp_dest = dest.with_name(dest.name + ".inprogress")
-    with _session(memory_limit, threads) as con:
+    with _session(memory_limit, threads, spill_dir) as con:
         extra: list[Reject] = []
         where = ""
         while True:
-            sql = f"COPY ({plan.sql}{where}) TO {_lit(str(tmp_dest))} {_PARQUET_OPTIONS}"
+            options = _parquet_options(kv_metadata)
+            sql = f"COPY ({plan.sql}{where}) TO {_lit(str(tmp_dest))} {options}"
             try:
                 written = con.execute(sql).fetchone()[0]
                 break
@@ -396,7 +429,7 @@ def csv_to_parquet(
                     "DROP TABLE IF EXISTS csv_rejects; DROP TABLE IF EXISTS csv_reject_scans"
                 )
                 where = "\nWHERE " + " AND ".join(_int_ok(s) for s in plan.int_sources)
-        rejects = sorted(_duckdb_rejects(con, header) + extra, key=lambda r: r.line)
+        rejects = sorted(_duckdb_rejects(con, header, plan.types) + extra, key=lambda r: r.line)
     if rejects and bad_rows == "fail":
         _cleanup(tmp_dest)
         _raise_first(name, contract, rejects[0], len(rejects))
@@ -474,6 +507,8 @@ def parquet_to_parquet(
     bad_rows: str = "fail",
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int | None = None,
+    spill_dir: str | None = None,
+    kv_metadata: dict[str, str] | None = None,
 ) -> ConversionResult:
     """Map a published Parquet file onto the contract: column names in any case, integer ids
     stored as doubles, other timestamp units; a column the file lacks comes out null.
@@ -508,7 +543,7 @@ def parquet_to_parquet(
     tmp_dest = dest.with_name(dest.name + ".inprogress")
     rejects: list[Reject] = []
     where = ""
-    with _session(memory_limit, threads) as con:
+    with _session(memory_limit, threads, spill_dir) as con:
         if checks:
             all_ok = " AND ".join(ok for _, ok, _ in checks)
             which = " ".join(f"WHEN NOT {ok} THEN {i}" for i, (_, ok, _) in enumerate(checks))
@@ -539,7 +574,7 @@ def parquet_to_parquet(
         try:
             (written,) = con.execute(
                 f"COPY (SELECT\n  {', '.join(exprs)}\nFROM {reader}{where}) "
-                f"TO {_lit(str(tmp_dest))} {_PARQUET_OPTIONS}"
+                f"TO {_lit(str(tmp_dest))} {_parquet_options(kv_metadata)}"
             ).fetchone()
         except duckdb.Error as e:
             _cleanup(tmp_dest)

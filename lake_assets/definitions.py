@@ -56,6 +56,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         url_template=settings.tlc_source_url,
         zones_lookup_url=settings.tlc_zones_url,
         timeout_seconds=settings.http_timeout,
+        deadline_seconds=settings.download_deadline or None,
     )
     ingest = IngestPolicy(bad_rows=settings.bad_rows)
     alerts = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import os
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +26,11 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 CHUNK_SIZE = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+# The overall deadline of a download whose size is known: the per-read timeout plus the time the
+# file takes at this rate. A server slower than this is treated as stuck, not as slow.
+MIN_BYTES_PER_SECOND = 256 * 1024
+# ... and of one whose size the server does not say.
+UNKNOWN_SIZE_DEADLINE = 3600.0
 
 
 class SourceError(Exception):
@@ -43,6 +49,24 @@ class CorruptDownload(SourceError):
     """The bytes arrived but are not a complete file (a cut gzip stream, a short body)."""
 
 
+class DeadlineExceeded(TransientSourceError):
+    """The download did not finish within its overall deadline (a hung or trickling server)."""
+
+
+def deadline_for(size: int | None, timeout: float) -> float:
+    """Seconds a download of size bytes may take in all."""
+    if size is None:
+        return UNKNOWN_SIZE_DEADLINE
+    return timeout + size / MIN_BYTES_PER_SECOND
+
+
+def suffix_for(gzip: bool, head: bytes) -> str:
+    """The lake suffix of a landed file, from its first bytes (never from the URL)."""
+    if gzip:
+        return ".csv.gz"
+    return ".parquet" if head[:4] == PARQUET_MAGIC else ".csv"
+
+
 @dataclass(frozen=True)
 class FetchResult:
     url: str
@@ -53,6 +77,8 @@ class FetchResult:
     last_modified: str | None = None
     # The server answered 304 to a conditional request: nothing was written.
     not_modified: bool = False
+    # What the bytes are, as the lake names it: .csv.gz, .csv or .parquet ("" when not_modified).
+    suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,27 +140,68 @@ def _request(method: str, url: str, timeout: float, headers: dict) -> requests.R
         raise TransientSourceError(f"{url}: {type(e).__name__}: {e}") from e
 
 
+def _socket(resp: requests.Response):
+    """The response's socket, to bound each read by what is left of the deadline; None where
+    the HTTP stack hides it (reads are then bounded by the per-read timeout only)."""
+    try:
+        return resp.raw._fp.fp.raw._sock
+    except AttributeError:
+        return None
+
+
 def _iter_http(
-    url: str, timeout: float, conditions: dict
+    url: str, timeout: float, conditions: dict, deadline: float | None
 ) -> tuple[Iterator[bytes] | None, dict[str, str]]:
-    resp = _request("GET", url, timeout, conditions)
+    started = time.monotonic()
+    # Until the headers say the size, the wait is bounded by the deadline given, if any.
+    first_wait = min(timeout, deadline) if deadline else timeout
+    resp = _request("GET", url, first_wait, conditions)
     _check_status(url, resp)
     if resp.status_code == 304:
         resp.close()
         return None, dict(resp.headers)
+    if resp.headers.get("Content-Type", "").lower().startswith("text/html"):
+        resp.close()
+        raise CorruptDownload(
+            f"{url}: the server answered {resp.status_code} with an HTML page "
+            "(Content-Type text/html), not the file; check the URL template"
+        )
     # Keep the bytes exactly as published: no transparent Content-Encoding decoding.
     resp.raw.decode_content = False
     expected = resp.headers.get("Content-Length")
+    size = int(expected) if expected and expected.isdigit() else None
+    allowed = deadline or deadline_for(size, timeout)
+    sock = _socket(resp)
 
     def chunks() -> Iterator[bytes]:
         got = 0
         try:
             while True:
+                left = allowed - (time.monotonic() - started)
+                if left <= 0:
+                    raise DeadlineExceeded(
+                        f"{url}: gave up after {time.monotonic() - started:.1f} s with {got} of "
+                        f"{expected or 'an unknown number of'} bytes (deadline {allowed:.0f} s; "
+                        "TLC_DOWNLOAD_DEADLINE sets it)"
+                    )
+                if sock is not None:
+                    try:
+                        sock.settimeout(min(timeout, max(left, 0.05)))
+                    except OSError:
+                        pass  # the whole body is buffered and the socket already closed
                 try:
-                    block = resp.raw.read(CHUNK_SIZE)
+                    # read1: whatever has arrived, so a trickle cannot hold one read forever.
+                    block = resp.raw.read1(CHUNK_SIZE)
                 except Exception as e:  # urllib3 ProtocolError/ReadTimeoutError, OSError
+                    waited = time.monotonic() - started
+                    if waited >= allowed:
+                        raise DeadlineExceeded(
+                            f"{url}: gave up after {waited:.1f} s with {got} of "
+                            f"{expected or 'an unknown number of'} bytes (deadline "
+                            f"{allowed:.0f} s; TLC_DOWNLOAD_DEADLINE sets it)"
+                        ) from e
                     raise TransientSourceError(
-                        f"{url}: connection lost after {got} bytes: {e}"
+                        f"{url}: connection lost after {got} bytes and {waited:.1f} s: {e}"
                     ) from e
                 if not block:
                     break
@@ -151,8 +218,20 @@ def _iter_http(
     return chunks(), dict(resp.headers)
 
 
-def _file_headers(url: str) -> tuple[str, dict[str, str]]:
-    path = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+def _file_path(url: str, root: str | None) -> str:
+    path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if root is not None:
+        top = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlparse(root).path))
+        if os.path.commonpath([top, path]) != top:
+            raise SourceError(
+                f"{url}: resolves to {path}, outside the mirror's folder {top}; file:// sources "
+                "read only below the folder their URL template names"
+            )
+    return path
+
+
+def _file_headers(url: str, root: str | None = None) -> tuple[str, dict[str, str]]:
+    path = _file_path(url, root)
     if not os.path.isfile(path):
         raise SourceNotFound(f"{url}: no such file")
     stat = os.stat(path)
@@ -162,8 +241,10 @@ def _file_headers(url: str) -> tuple[str, dict[str, str]]:
     }
 
 
-def _iter_file(url: str, conditions: dict) -> tuple[Iterator[bytes] | None, dict[str, str]]:
-    path, headers = _file_headers(url)
+def _iter_file(
+    url: str, conditions: dict, root: str | None
+) -> tuple[Iterator[bytes] | None, dict[str, str]]:
+    path, headers = _file_headers(url, root)
     if conditions.get("If-Modified-Since") == headers["Last-Modified"]:
         return None, headers
 
@@ -185,25 +266,33 @@ def _scheme(url: str) -> str:
 
 
 def open_source(
-    url: str, timeout: float = 60.0, etag: str | None = None, last_modified: str | None = None
+    url: str,
+    timeout: float = 60.0,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    deadline: float | None = None,
+    file_root: str | None = None,
 ) -> tuple[Iterator[bytes] | None, dict[str, str]]:
     """Chunks of the file at url and the response headers; None for chunks when a conditional
-    request (etag / last_modified of the copy we have) says the file has not changed."""
+    request (etag / last_modified of the copy we have) says the file has not changed.
+
+    deadline: seconds the whole download may take (None: from the size, deadline_for).
+    file_root: a file:// URL's path must lie below this folder."""
     conditions = {}
     if etag:
         conditions["If-None-Match"] = etag
     if last_modified:
         conditions["If-Modified-Since"] = last_modified
     if _scheme(url) == "file":
-        return _iter_file(url, conditions)
-    return _iter_http(url, timeout, conditions)
+        return _iter_file(url, conditions, file_root)
+    return _iter_http(url, timeout, conditions, deadline)
 
 
-def probe(url: str, timeout: float = 30.0) -> Probe | None:
+def probe(url: str, timeout: float = 30.0, file_root: str | None = None) -> Probe | None:
     """HEAD the url: a Probe when it is published, None for 404/410 (not published yet)."""
     if _scheme(url) == "file":
         try:
-            _, headers = _file_headers(url)
+            _, headers = _file_headers(url, file_root)
         except SourceNotFound:
             return None
     else:
@@ -229,6 +318,8 @@ def download(
     timeout: float = 60.0,
     etag: str | None = None,
     last_modified: str | None = None,
+    deadline: float | None = None,
+    file_root: str | None = None,
 ) -> FetchResult:
     """Copy url into out chunk by chunk; hash it; verify gzip integrity when it is gzip.
 
@@ -236,7 +327,7 @@ def download(
     returns a FetchResult with not_modified=True and writes nothing. Raises before returning if
     anything is wrong, so the caller can discard what was written.
     """
-    chunks, headers = open_source(url, timeout, etag, last_modified)
+    chunks, headers = open_source(url, timeout, etag, last_modified, deadline, file_root)
     if chunks is None:
         return FetchResult(
             url=url,
@@ -259,6 +350,11 @@ def download(
             head = block[:4]
             if block[:2] == GZIP_MAGIC:
                 verifier = GzipVerifier()
+            elif block.lstrip()[:1] == b"<":
+                # No CSV or Parquet file starts with "<": an error or login page served as 200.
+                raise CorruptDownload(
+                    f"{url}: the server sent an HTML/XML page, not the file: {block[:60]!r}"
+                )
             elif name.endswith(".gz"):
                 raise CorruptDownload(f"{url}: expected a gzip file, got {block[:40]!r}")
         tail = (tail + block)[-4:]
@@ -288,6 +384,7 @@ def download(
         gzip=verifier is not None,
         etag=headers.get("ETag"),
         last_modified=headers.get("Last-Modified"),
+        suffix=suffix_for(verifier is not None, head),
     )
 
 

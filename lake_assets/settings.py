@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_SOURCE_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
@@ -46,6 +48,8 @@ class Settings:
     duckdb_path: str = "data/warehouse.duckdb"
     bad_rows: str = "fail"
     http_timeout: float = 60.0
+    # Overall seconds one download may take; 0: derived from its size (at least 256 KiB/s).
+    download_deadline: float = 0.0
     # Only whether it is set is read here; the address itself goes through dg.EnvVar.
     alert_webhook_configured: bool = False
     start_month: str = "2019-01"
@@ -82,6 +86,7 @@ class Settings:
             duckdb_path=get("DUCKDB_PATH", cls.duckdb_path),
             bad_rows=get("TLC_BAD_ROWS", cls.bad_rows).lower(),
             http_timeout=_float(get("TLC_HTTP_TIMEOUT", str(cls.http_timeout)), "TLC_HTTP_TIMEOUT"),
+            download_deadline=_float(get("TLC_DOWNLOAD_DEADLINE", "0"), "TLC_DOWNLOAD_DEADLINE", 0),
             alert_webhook_configured=bool(get("ALERT_WEBHOOK_URL", "")),
             start_month=get("TLC_START_MONTH", cls.start_month),
             end_month=get("TLC_END_MONTH", ""),
@@ -117,12 +122,10 @@ class Settings:
             self._validate_gcp()
         if self.bad_rows not in BAD_ROWS:
             raise SettingsError(f"TLC_BAD_ROWS={self.bad_rows!r}: use one of {', '.join(BAD_ROWS)}")
-        missing = [p for p in ("{service}", "{year}", "{month}") if p not in self.tlc_source_url]
-        if missing:
-            raise SettingsError(
-                f"TLC_SOURCE_URL={self.tlc_source_url!r} lacks {', '.join(missing)}: it is a "
-                "template such as https://host/{service}/{service}_tripdata_{year}-{month}.csv.gz"
-            )
+        _validate_template("TLC_SOURCE_URL", self.tlc_source_url, TEMPLATE_FIELDS)
+        _validate_template("TLC_ZONES_URL", self.tlc_zones_url, ())
+        _validate_dir("LAKE_DIR", self.lake_dir)
+        _validate_dir("DUCKDB_PATH", str(Path(self.duckdb_path).parent))
         for name, url in (
             ("TLC_SOURCE_URL", self.tlc_source_url),
             ("TLC_ZONES_URL", self.tlc_zones_url),
@@ -162,11 +165,49 @@ class Settings:
             )
 
 
-def _float(text: str, name: str) -> float:
+TEMPLATE_FIELDS = ("service", "year", "month")
+_TEMPLATE_EXAMPLE = "https://host/{service}/{service}_tripdata_{year}-{month}.csv.gz"
+
+
+def _validate_template(name: str, template: str, fields: tuple[str, ...]) -> None:
+    """Every placeholder known and every required one present, so a typo fails at load, not as
+    a KeyError in each attempt of every run."""
+    try:
+        found = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise SettingsError(f"{name}={template!r} is not a valid template: {e}") from None
+    unknown = sorted({f for f in found if f not in fields})
+    if unknown:
+        allowed = ", ".join("{" + f + "}" for f in fields) or "none"
+        raise SettingsError(
+            f"{name}={template!r} has unknown placeholder(s) "
+            f"{', '.join('{' + f + '}' for f in unknown)}; allowed: {allowed}"
+        )
+    missing = [f"{{{f}}}" for f in fields if f not in found]
+    if missing:
+        raise SettingsError(
+            f"{name}={template!r} lacks {', '.join(missing)}: it is a template such as "
+            f"{_TEMPLATE_EXAMPLE}"
+        )
+
+
+def _validate_dir(name: str, folder: str) -> None:
+    """A folder that can exist: no part of it is a regular file (which no retry can change)."""
+    path = Path(folder).resolve()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise SettingsError(f"{name}={folder!r}: {part} is a file, not a folder")
+            return
+
+
+def _float(text: str, name: str, minimum: float | None = None) -> float:
     try:
         value = float(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not a number of seconds") from None
-    if value <= 0:
+    if minimum is None and value <= 0:
         raise SettingsError(f"{name}={text!r} must be positive")
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}={text!r} must be at least {minimum}")
     return value

@@ -14,8 +14,30 @@ from datetime import date
 import pyarrow.parquet as pq
 
 from lake_assets import convert, fetch, layout, quality
-from lake_assets.resources.base import IngestPolicy, LakeStorage, LoadResult, Warehouse
+from lake_assets.resources.base import (
+    IngestPolicy,
+    LakeStorage,
+    LoadResult,
+    SliceMismatch,
+    Warehouse,
+)
 from lake_assets.schemas import TableContract
+
+# Footer keys of a lake Parquet file: the raw file it was converted from.
+RAW_SHA256_KEY = "lake_assets.raw_sha256"
+RAW_URI_KEY = "lake_assets.raw_uri"
+
+
+class BlockingCheckFailed(Exception):
+    """A blocking check failed: nothing was published, the previous good file or slice stays."""
+
+    def __init__(self, outcomes: list[quality.Outcome]) -> None:
+        self.outcomes = outcomes
+        failed = [o for o in outcomes if not o.passed and o.severity == quality.ERROR]
+        super().__init__(
+            "; ".join(f"blocking check {o.name} failed: {o.description}" for o in failed)
+            + ". Nothing was replaced: the previous good data stays in place."
+        )
 
 
 @dataclass(frozen=True)
@@ -27,15 +49,33 @@ class LakeFile:
     bytes: int
     sha256: str
     seconds: float
+    # The raw file it was built from: its sha256 and where it lives now (promoted).
+    raw_sha256: str
+    raw_uri: str
     rejects_uri: str | None = None
     figures: dict = field(default_factory=dict)
+
+
+def find_raw(lake: LakeStorage, raw_paths: list[str]) -> tuple[str, str]:
+    """The raw file to convert, and the path it has once promoted: a candidate the raw step
+    landed, else the file promoted before."""
+    for path in raw_paths:
+        if lake.exists(layout.candidate_path(path)):
+            return layout.candidate_path(path), path
+    for path in raw_paths:
+        if lake.exists(path):
+            return path, path
+    raise FileNotFoundError(
+        f"no raw file in the lake at {lake.uri(raw_paths[0])} (or another suffix); materialize "
+        "the raw asset of this partition first"
+    )
 
 
 def build_lake_file(
     lake: LakeStorage,
     policy: IngestPolicy,
     contract: TableContract,
-    raw_path: str,
+    raw_paths: list[str],
     out_path: str,
     rejects_path: str | None,
     month: date | None,
@@ -43,11 +83,13 @@ def build_lake_file(
 ) -> LakeFile:
     """Convert the landed raw file to the contract's Parquet and publish it (all or nothing).
 
-    Raises convert.BadInputError for rows that do not fit (with bad_rows=fail). The outcomes say
-    whether the blocking checks passed; the file is published either way, as the asset's
-    materialization records it with its failed checks.
+    Raises convert.BadInputError for rows that do not fit (with bad_rows=fail), and
+    BlockingCheckFailed when the new file fails a blocking check: in both cases nothing is
+    published and a candidate raw file stays a candidate. On success the Parquet file replaces
+    the previous one, then the candidate replaces the previous raw file.
     """
     started = time.monotonic()
+    raw_path, promoted = find_raw(lake, raw_paths)
     name = lake.uri(raw_path)
     bad_rows = policy.bad_rows if rejects_path else "fail"
     rejects_uri = None
@@ -56,6 +98,7 @@ def build_lake_file(
         lake.staging_dir() as staging,
         ThreadPoolExecutor(1) as pool,
     ):
+        raw_sha256 = fetch.file_sha256(src)
         staged = staging / "out.parquet"
         # The independent count of a trip month's raw rows, for the parity check (the zone
         # lookup has none): ISA-L reads the file on a second core while DuckDB converts it.
@@ -69,6 +112,8 @@ def build_lake_file(
                 name=name,
                 bad_rows=bad_rows,
                 memory_limit=policy.memory_limit,
+                spill_dir=str(staging),
+                kv_metadata={RAW_SHA256_KEY: raw_sha256, RAW_URI_KEY: lake.uri(promoted)},
             )
         except Exception:
             # A cut or corrupt gzip file is the cause of whatever DuckDB made of it: say so.
@@ -87,6 +132,8 @@ def build_lake_file(
             )
             figures = quality.profile_trips(staged, contract, month)
             outcomes += quality.warning_outcomes(service, figures)
+        if any(not o.passed and o.severity == quality.ERROR for o in outcomes):
+            raise BlockingCheckFailed(outcomes)
         size = staged.stat().st_size
         checksum = fetch.file_sha256(staged)
         if rejects_path:
@@ -98,6 +145,12 @@ def build_lake_file(
             else:
                 lake.delete(rejects_path)  # a stale rejects file would describe an older load
         lake.put_file(staged, out_path)
+    if raw_path != promoted:
+        lake.move(raw_path, promoted)
+    for other in raw_paths:
+        # A month promoted under another suffix before (the source changed format) is replaced.
+        if other != promoted:
+            lake.delete(other)
     return LakeFile(
         result=result,
         outcomes=outcomes,
@@ -106,6 +159,8 @@ def build_lake_file(
         bytes=size,
         sha256=checksum,
         seconds=time.monotonic() - started,
+        raw_sha256=raw_sha256,
+        raw_uri=lake.uri(promoted),
         rejects_uri=rejects_uri,
         figures=figures,
     )
@@ -116,16 +171,29 @@ class WarehouseMonth:
     load: LoadResult
     outcome: quality.Outcome
     seconds: float
+    # The raw file the loaded lake file was built from ("" for a file older than that record).
+    raw_sha256: str
 
 
 def load_warehouse_month(
     lake: LakeStorage, warehouse: Warehouse, contract: TableContract, service: str, month: date
 ) -> WarehouseMonth:
-    """Replace the month's slice of the service's table with the lake file, then check that the
-    slice has exactly the file's rows."""
+    """Replace the month's slice of the service's table with the lake file; a slice that would
+    not have exactly the file's rows is refused inside the transaction (BlockingCheckFailed)."""
     started = time.monotonic()
     path = layout.lake_trip_path(service, month)
-    load = warehouse.replace_month(contract, month, lake.uri(path))
+    footer = lake.parquet_footer(path)
+    try:
+        load = warehouse.replace_month(contract, month, lake.uri(path), expected_rows=footer.rows)
+    except SliceMismatch as e:
+        raise BlockingCheckFailed(
+            [quality.slice_outcome(e.slice_rows, e.expected_rows, month)]
+        ) from e
     seconds = time.monotonic() - started
-    outcome = quality.slice_outcome(load.slice_rows, lake.parquet_row_count(path), month)
-    return WarehouseMonth(load=load, outcome=outcome, seconds=seconds)
+    outcome = quality.slice_outcome(load.slice_rows, footer.rows, month)
+    return WarehouseMonth(
+        load=load,
+        outcome=outcome,
+        seconds=seconds,
+        raw_sha256=footer.metadata.get(RAW_SHA256_KEY, ""),
+    )

@@ -165,7 +165,8 @@ def test_quarantine_diverts_bad_rows_to_a_rejects_file(http_server, settings, tm
 def test_truncated_download_keeps_the_landed_file(http_server, settings, defs):
     src = http_server.publish("fhv", "2020-02", 2000)
     assert materialize(defs, ["raw/fhv_tripdata"], "2020-02").success
-    landed = Path(settings.lake_dir) / "raw/fhv_tripdata/fhv_tripdata_2020-02.csv.gz"
+    # A raw landing waits as a candidate until a lake step has converted it.
+    landed = Path(settings.lake_dir) / "raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"
     good = landed.read_bytes()
     data = src.read_bytes()
     http_server.put("fhv/fhv_tripdata_2020-02.csv.gz", data[: len(data) * 2 // 3])
@@ -173,7 +174,7 @@ def test_truncated_download_keeps_the_landed_file(http_server, settings, defs):
     assert not result.success
     assert "fhv_tripdata_2020-02.csv.gz: gzip stream is truncated" in failure_message(result)
     assert landed.read_bytes() == good
-    assert _lake_files(settings) == ["raw/fhv_tripdata/fhv_tripdata_2020-02.csv.gz"]
+    assert _lake_files(settings) == ["raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"]
 
 
 def test_http_404_fails_at_once_with_the_url(http_server, settings, defs):
@@ -325,7 +326,7 @@ def test_a_range_failing_midway_records_the_months_before_it(http_server, settin
         http_server.publish("green", month, 100)
         assert materialize(defs, ["raw/green_tripdata"], month).success
     # February's landed file has a row cut mid-line.
-    raw = Path(settings.lake_dir) / "raw/green_tripdata/green_tripdata_2020-02.csv.gz"
+    raw = Path(settings.lake_dir) / "raw/green_tripdata/candidate/green_tripdata_2020-02.csv.gz"
     raw.write_bytes(generator.gzip_bytes(generator.gzip_text(raw) + "2,2020-0"))
     instance = dg.DagsterInstance.ephemeral()
     result = materialize(defs, ["lake/green_tripdata"], tags=RANGE_TAGS, instance=instance)
@@ -358,7 +359,7 @@ def test_a_landed_gzip_cut_short_fails_the_lake_step_naming_it(http_server, sett
     """The raw step refuses cut downloads; a file cut in the lake later is refused too."""
     http_server.publish("green", "2020-05", 2000)
     assert materialize(defs, ["raw/green_tripdata"], "2020-05").success
-    raw = Path(settings.lake_dir) / "raw/green_tripdata/green_tripdata_2020-05.csv.gz"
+    raw = Path(settings.lake_dir) / "raw/green_tripdata/candidate/green_tripdata_2020-05.csv.gz"
     raw.write_bytes(raw.read_bytes()[: raw.stat().st_size // 2])
     result = materialize(defs, ["lake/green_tripdata"], "2020-05")
     assert not result.success

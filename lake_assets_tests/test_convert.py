@@ -218,7 +218,7 @@ def test_header_only_file_is_zero_rows(tmp_path):
         ),
         (
             [Y_ROW, Y_ROW, Y_ROW.replace(",142,", ",abc,")],
-            "t.csv: line 4, column 'PULocationID': cannot parse 'abc' as DOUBLE",
+            "t.csv: line 4, column 'PULocationID': cannot parse 'abc' as BIGINT",
         ),
         (
             [Y_ROW, Y_ROW.replace(",142,", ",142.5,")],

@@ -49,9 +49,17 @@ def test_truncated_gzip_is_corrupt(http_server):
 
 
 def test_gz_name_with_other_content_is_corrupt(http_server):
-    http_server.put("page.csv.gz", b"<html>rate limited</html>")
+    http_server.put("page.csv.gz", b"rate limited, try later")
     with pytest.raises(fetch.CorruptDownload, match="expected a gzip file"):
         fetch.download(f"{http_server.url}/page.csv.gz", io.BytesIO())
+
+
+def test_an_html_page_is_refused_naming_it(http_server):
+    http_server.put("page.csv.gz", b"<html>rate limited</html>")
+    with pytest.raises(fetch.CorruptDownload) as info:
+        fetch.download(f"{http_server.url}/page.csv.gz", io.BytesIO())
+    assert str(info.value).startswith(f"{http_server.url}/page.csv.gz: the server ")
+    assert "HTML" in str(info.value)
 
 
 def test_corrupt_gzip_data(http_server):

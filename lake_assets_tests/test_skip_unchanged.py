@@ -91,7 +91,9 @@ def test_a_deleted_landed_file_is_fetched_again(http_server, settings, defs):
     instance = dg.DagsterInstance.ephemeral()
     http_server.publish("yellow", "2021-06", 100)
     assert materialize(defs, ["raw/yellow_tripdata"], "2021-06", instance=instance).success
-    landed = os.path.join(settings.lake_dir, "raw/yellow_tripdata/yellow_tripdata_2021-06.csv.gz")
+    landed = os.path.join(
+        settings.lake_dir, "raw/yellow_tripdata/candidate/yellow_tripdata_2021-06.csv.gz"
+    )
     os.remove(landed)
     again = materialize(defs, ["raw/yellow_tripdata"], "2021-06", instance=instance)
     assert len(again.get_asset_materialization_events()) == 1

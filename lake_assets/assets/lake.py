@@ -1,6 +1,6 @@
 """lake/*: typed Parquet, one fixed schema per service, derived from the raw file."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import dagster as dg
@@ -9,7 +9,7 @@ from lake_assets import convert, layout, quality, steps
 from lake_assets.assets import checks, ranges
 from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
-from lake_assets.resources import IngestPolicy, LakeStorage, TripSource
+from lake_assets.resources import IngestPolicy, LakeStorage
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
 
 TRIP_BLOCKING = (quality.SCHEMA_MATCHES_CONTRACT, quality.NOT_EMPTY, quality.ROWS_ACCOUNTED_FOR)
@@ -58,6 +58,10 @@ def _convert(
         "bytes": built.bytes,
         "sha256": built.sha256,
         "source_uri": built.source_uri,
+        # The raw version this month was built from; the raw step compares it to decide whether
+        # an unchanged source still needs this layer rebuilt.
+        "raw_sha256": built.raw_sha256,
+        "raw_uri": built.raw_uri,
         "source_header": ",".join(result.header),
         "columns_absent_in_source": ", ".join(result.missing_columns) or "none",
         "dagster/column_schema": table_schema(contract),
@@ -111,13 +115,11 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
     )
     def lake_trips(
         context: dg.AssetExecutionContext,
-        source: TripSource,
         lake: LakeStorage,
         ingest: IngestPolicy,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator:
         def build(month: date) -> ranges.MonthDone:
-            suffix = layout.url_suffix(source.trip_url(service, month))
-            raw = layout.raw_trip_path(service, month, suffix)
+            raw = layout.raw_trip_paths(service, month)
             out = layout.lake_trip_path(service, month)
             rejects = layout.rejects_path(service, month)
             return _convert(
@@ -129,7 +131,7 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
                 ),
             )
 
-        return ranges.run_months(
+        yield from ranges.run_months(
             context,
             key,
             partition_months(context),
@@ -160,16 +162,20 @@ LAKE_ZONES_KEY = dg.AssetKey(["lake", "taxi_zones"])
 )
 def lake_taxi_zones(
     context: dg.AssetExecutionContext, lake: LakeStorage, ingest: IngestPolicy
-) -> dg.MaterializeResult:
+) -> Iterator:
     """The zone lookup as Parquet (location_id, borough, zone, service_zone)."""
-    raw, out = layout.RAW_ZONES_PATH, layout.LAKE_ZONES_PATH
-    done = _convert(
-        context,
-        TAXI_ZONES,
-        None,
-        lambda: steps.build_lake_file(lake, ingest, TAXI_ZONES, raw, out, None, None, None),
-    )
-    return dg.MaterializeResult(metadata=done.metadata, check_results=checks.results(done.outcomes))
+    raw, out = [layout.RAW_ZONES_PATH], layout.LAKE_ZONES_PATH
+    try:
+        done = _convert(
+            context,
+            TAXI_ZONES,
+            None,
+            lambda: steps.build_lake_file(lake, ingest, TAXI_ZONES, raw, out, None, None, None),
+        )
+    except steps.BlockingCheckFailed as e:
+        yield from ranges.blocked(None, e)
+        return
+    yield dg.MaterializeResult(metadata=done.metadata, check_results=checks.results(done.outcomes))
 
 
 lake_assets: list[dg.AssetsDefinition] = [build_lake_trip_asset(s) for s in SERVICES] + [

@@ -1,7 +1,7 @@
 """marts/*: monthly aggregates built with SQL inside the warehouse, replacing their month."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import dagster as dg
@@ -80,7 +80,7 @@ def build_mart_asset(
         backfill_policy=RANGE_IN_ONE_RUN,
         description=description,
     )
-    def mart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def mart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator:
         ds = warehouse.dataset
         # A service never loaded still gets an (empty) table, so the union query always runs.
         for c in (*(contract_for(s) for s in SERVICES), TAXI_ZONES):
@@ -98,7 +98,7 @@ def build_mart_asset(
             )
             return ranges.MonthDone(month, metadata, [outcome])
 
-        return ranges.run_months(
+        yield from ranges.run_months(
             context,
             key,
             partition_months(context),

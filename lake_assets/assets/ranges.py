@@ -7,13 +7,13 @@ materialization carries a table by month. If a month fails midway, the months al
 are recorded as materialized before the error propagates, so the catalog matches the data.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
 
-from lake_assets import quality
+from lake_assets import quality, steps
 from lake_assets.assets import checks
 
 
@@ -43,6 +43,21 @@ def _label(month: date) -> str:
     return f"{month:%Y-%m}"
 
 
+def _record(context: dg.AssetExecutionContext, key: dg.AssetKey, done: list[MonthDone]) -> None:
+    for d in done:
+        context.log_event(
+            dg.AssetMaterialization(asset_key=key, partition=_label(d.month), metadata=d.metadata)
+        )
+
+
+def blocked(label: str | None, e: steps.BlockingCheckFailed) -> Iterator:
+    """The failed month's check results, then the step's failure (not retried: the same input
+    fails the same check again)."""
+    yield from checks.results(e.outcomes)
+    where = f"{label}: " if label else ""
+    raise dg.Failure(description=f"{where}{e}", allow_retries=False) from e
+
+
 def run_months(
     context: dg.AssetExecutionContext,
     key: dg.AssetKey,
@@ -50,19 +65,20 @@ def run_months(
     build: Callable[[date], MonthDone],
     summary_header: list[str],
     summary: Callable[[MonthDone], tuple],
-) -> dg.MaterializeResult:
+) -> Iterator:
+    """Yields the materialization (and check results) of the months, or of the months done
+    before one that failed, then that failure."""
     done: list[MonthDone] = []
     for month in months:
         try:
             done.append(build(month))
+        except steps.BlockingCheckFailed as e:
+            if len(months) > 1:
+                _record(context, key, done)
+            yield from blocked(_label(month), e)
         except BaseException:
             if len(months) > 1:
-                for d in done:
-                    context.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=key, partition=_label(d.month), metadata=d.metadata
-                        )
-                    )
+                _record(context, key, done)
             raise
     for d in done:
         for problem in checks.failed(d.outcomes):
@@ -72,10 +88,8 @@ def run_months(
             )
     if len(done) == 1:
         d = done[0]
-        return dg.MaterializeResult(
-            metadata=d.metadata,
-            check_results=checks.results(d.outcomes),
-        )
+        yield dg.MaterializeResult(metadata=d.metadata, check_results=checks.results(d.outcomes))
+        return
     for d in done:
         context.log_event(
             dg.AssetObservation(asset_key=key, partition=_label(d.month), metadata=d.metadata)
@@ -86,7 +100,7 @@ def run_months(
     }
     combined = [quality.combine(n, by_month) for n, by_month in by_name.items()]
     rows = [(_label(d.month), *summary(d)) for d in done]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "months": len(done),
             # Not dagster/row_count: Dagster copies this result to every month of the range.

@@ -1,7 +1,7 @@
 """raw/*: each published file landed in the lake byte for byte."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
@@ -17,8 +17,8 @@ SOURCE_RETRY = dg.RetryPolicy(
 )
 
 
-def _previous(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
-    """Metadata of the last landing of this asset (partition), if any."""
+def _latest(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
+    """Metadata of the last materialization of key for this partition, if any."""
     partitions = [context.partition_key] if context.has_partition_key else None
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1
@@ -28,19 +28,50 @@ def _previous(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
+def _downstream(key: dg.AssetKey) -> list[dg.AssetKey]:
+    """The lake and warehouse assets built from raw asset key (same name, next layers)."""
+    return [dg.AssetKey([layer, *key.path[1:]]) for layer in ("lake", "warehouse")]
+
+
+def _landed(lake: LakeStorage, previous: dict, lake_meta: dict) -> str | None:
+    """Where the previous landing's bytes are now: still a candidate, or promoted by a lake step
+    that recorded converting exactly those bytes. None: gone, or another source or lake."""
+    path = previous.get("path")
+    if not path or previous.get("uri") != lake.uri(path):
+        # No record, or a landing in another lake (a second backend on the same instance).
+        return None
+    if lake.exists(path):
+        return path
+    promoted = layout.promoted_path(path)
+    if lake_meta.get("raw_sha256") == previous.get("sha256") and lake.exists(promoted):
+        return promoted
+    return None
+
+
+def _retryable(e: BaseException) -> bool:
+    """Failures a later attempt can get past: the source's 5xx/timeouts and dropped connections.
+    Everything else (a 404, a corrupt file, a lake folder that cannot exist, a full disk) fails
+    the step at once."""
+    return isinstance(e, fetch.TransientSourceError | ConnectionError | TimeoutError)
+
+
 def _land(
     context: dg.AssetExecutionContext,
     source: TripSource,
     lake: LakeStorage,
     key: dg.AssetKey,
     url: str,
-    path: str,
+    final_path: Callable[[str], str],
 ) -> Iterator:
+    """Download url; land new bytes as a candidate beside the good file (the lake step promotes
+    it once it converts). final_path(suffix) names the promoted file for the bytes' suffix."""
     started = time.monotonic()
-    previous = _previous(context, key) if lake.exists(path) else {}
-    if previous.get("source_url") != url or previous.get("uri") != lake.uri(path):
-        # Another source, or a landing in another lake (a second backend on the same Dagster
-        # instance): it says nothing about this lake's file or the layers built from it.
+    lake_meta, warehouse_meta = (_latest(context, k) for k in _downstream(key))
+    previous = _latest(context, key)
+    if previous.get("source_url") != url:
+        previous = {}
+    landed = _landed(lake, previous, lake_meta) if previous else None
+    if landed is None:
         previous = {}
     try:
         with lake.staging_dir() as staging:
@@ -55,29 +86,59 @@ def _land(
                 unchanged = "the source's bytes have the sha256 of the landed file"
             else:
                 unchanged = ""
-                lake.put_file(staged, path)
-    except fetch.TransientSourceError:
-        raise  # the retry policy takes it from here
-    except fetch.SourceError as e:
-        raise dg.Failure(description=str(e), allow_retries=False) from e
+                landed = layout.candidate_path(final_path(result.suffix))
+                for suffix in layout.RAW_SUFFIXES:
+                    other = layout.candidate_path(final_path(suffix))
+                    if other != landed:
+                        lake.delete(other)  # one candidate per month, whatever its format
+                lake.put_file(staged, landed)
+    except Exception as e:
+        if _retryable(e):
+            raise  # the retry policy takes it from here
+        description = str(e) if isinstance(e, fetch.SourceError) else f"{type(e).__name__}: {e}"
+        raise dg.Failure(description=description, allow_retries=False) from e
     seconds = time.monotonic() - started
+    partition = context.partition_key if context.has_partition_key else None
     if unchanged:
-        # No new materialization: the landed file and its data version stay, and the steps
-        # downstream in this run are skipped instead of recomputing the same month.
-        context.log.info(f"{url} unchanged since it was landed ({unchanged}); nothing to do")
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=key,
-                partition=context.partition_key if context.has_partition_key else None,
-                metadata={"unchanged": True, "reason": unchanged, "source_url": url},
+        sha = previous["sha256"]
+        stale = [
+            k.to_user_string()
+            for k, meta in zip(_downstream(key), (lake_meta, warehouse_meta), strict=True)
+            if meta.get("raw_sha256") != sha
+        ]
+        if not stale:
+            # The whole chain was built from these bytes: no new materialization, and the
+            # steps downstream in this run are skipped instead of recomputing the same month.
+            context.log.info(f"{url} unchanged since it was landed ({unchanged}); nothing to do")
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=key,
+                    partition=partition,
+                    metadata={"unchanged": True, "reason": unchanged, "source_url": url},
+                )
             )
+            return
+        # Unchanged at the source, but a layer downstream was not built from it (a failed or
+        # killed run): materialize again so this run rebuilds them from the landed file.
+        context.log.warning(
+            f"{url} unchanged ({unchanged}), but {', '.join(stale)} was not built from it "
+            f"(sha256 {sha[:12]}); rebuilding from {lake.uri(landed)}"
         )
+        metadata = {k: v for k, v in previous.items() if k not in ("rebuild_of",)}
+        metadata.update(
+            path=landed,
+            uri=lake.uri(landed),
+            rebuild_of=", ".join(stale),
+            seconds=round(seconds, 3),
+        )
+        yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(sha))
         return
-    context.log.info(f"landed {url} as {lake.uri(path)} ({result.bytes} bytes)")
+    context.log.info(f"landed {url} as {lake.uri(landed)} ({result.bytes} bytes)")
     yield dg.MaterializeResult(
         metadata={
             "source_url": url,
-            "uri": lake.uri(path),
+            "path": landed,
+            "uri": lake.uri(landed),
             "bytes": result.bytes,
             "sha256": result.sha256,
             "gzip": result.gzip,
@@ -98,14 +159,15 @@ def build_raw_trip_asset(service: str) -> dg.AssetsDefinition:
         partitions_def=monthly_partitions,
         backfill_policy=ONE_MONTH_PER_RUN,
         retry_policy=SOURCE_RETRY,
-        code_version="2",
+        code_version="3",
         kinds={"csv"},
         output_required=False,
         description=(
             f"The {service} trip file for the month, exactly as published (TLC_SOURCE_URL), "
-            "streamed into the lake; a cut gzip stream or HTTP error fails the step. An "
-            "unchanged source (304, or the same sha256) keeps the landed file and skips the "
-            "steps downstream."
+            "streamed into the lake as a candidate that replaces the good file only once the "
+            "lake step has converted it; a cut gzip stream or HTTP error fails the step. An "
+            "unchanged source (304, or the same sha256) skips the steps downstream when they "
+            "were built from the landed file, and rebuilds them when they were not."
         ),
     )
     def raw_trips(
@@ -113,8 +175,14 @@ def build_raw_trip_asset(service: str) -> dg.AssetsDefinition:
     ) -> Iterator:
         month = partition_month(context)
         url = source.trip_url(service, month)
-        path = layout.raw_trip_path(service, month, layout.url_suffix(url))
-        yield from _land(context, source, lake, key, url, path)
+        yield from _land(
+            context,
+            source,
+            lake,
+            key,
+            url,
+            lambda suffix: layout.raw_trip_path(service, month, suffix),
+        )
 
     return raw_trips
 
@@ -126,7 +194,7 @@ RAW_ZONES_KEY = dg.AssetKey(["raw", "taxi_zones"])
     key=RAW_ZONES_KEY,
     group_name="raw",
     retry_policy=SOURCE_RETRY,
-    code_version="2",
+    code_version="3",
     kinds={"csv"},
     output_required=False,
 )
@@ -135,7 +203,7 @@ def raw_taxi_zones(
 ) -> Iterator:
     """The TLC taxi zone lookup CSV (TLC_ZONES_URL), exactly as published."""
     yield from _land(
-        context, source, lake, RAW_ZONES_KEY, source.zones_url(), layout.RAW_ZONES_PATH
+        context, source, lake, RAW_ZONES_KEY, source.zones_url(), lambda _: layout.RAW_ZONES_PATH
     )
 
 

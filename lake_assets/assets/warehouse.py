@@ -1,5 +1,6 @@
 """warehouse/*: tables loaded from the lake; a partition replaces exactly its month."""
 
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -40,7 +41,7 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
     )
     def warehouse_trips(
         context: dg.AssetExecutionContext, lake: LakeStorage, warehouse: Warehouse
-    ) -> dg.MaterializeResult:
+    ) -> Iterator:
         def build(month: date) -> ranges.MonthDone:
             step = steps.load_warehouse_month(lake, warehouse, contract, service, month)
             result, seconds = step.load, step.seconds
@@ -49,12 +50,13 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
                 "table": result.table,
                 "rows_loaded": result.rows_loaded,
                 "table_rows": result.table_rows,
+                "raw_sha256": step.raw_sha256,
                 "seconds": round(seconds, 3),
                 "rows_per_second": round(result.rows_loaded / seconds) if seconds > 0 else 0,
             }
             return ranges.MonthDone(month, metadata, [step.outcome])
 
-        return ranges.run_months(
+        yield from ranges.run_months(
             context,
             key,
             partition_months(context),
@@ -78,12 +80,14 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
 )
 def warehouse_taxi_zones(lake: LakeStorage, warehouse: Warehouse) -> dg.MaterializeResult:
     """Table nyc_taxi.taxi_zones, replaced whole from the lake Parquet."""
+    footer = lake.parquet_footer(layout.LAKE_ZONES_PATH)
     result = warehouse.replace_table(TAXI_ZONES, lake.uri(layout.LAKE_ZONES_PATH))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.rows_loaded,
             "table": result.table,
             "rows_loaded": result.rows_loaded,
+            "raw_sha256": footer.metadata.get(steps.RAW_SHA256_KEY, ""),
         }
     )
 

@@ -16,6 +16,19 @@ from lake_assets.fetch import FetchResult, Probe
 from lake_assets.schemas import TableContract
 
 
+@dataclass(frozen=True)
+class ParquetFooter:
+    rows: int
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, parquet_file) -> ParquetFooter:
+        """From a pyarrow.parquet.ParquetFile."""
+        meta = parquet_file.metadata
+        kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
+        return cls(rows=meta.num_rows, metadata=kv)
+
+
 class LakeStorage(dg.ConfigurableResource, abc.ABC):
     """Files by path relative to the lake root. Every write is all-or-nothing."""
 
@@ -50,8 +63,17 @@ class LakeStorage(dg.ConfigurableResource, abc.ABC):
         """Remove path if present."""
 
     @abc.abstractmethod
+    def move(self, src: str, dst: str) -> None:
+        """Put src's bytes at dst atomically (dst appears whole or keeps its old bytes), then
+        remove src."""
+
+    @abc.abstractmethod
+    def parquet_footer(self, path: str) -> ParquetFooter:
+        """Row count and key-value metadata of a Parquet file, from its footer only."""
+
     def parquet_row_count(self, path: str) -> int:
         """Rows of a Parquet file, from its footer (without reading the data)."""
+        return self.parquet_footer(path).rows
 
     @abc.abstractmethod
     def list_files(self) -> list[tuple[str, int]]:
@@ -67,6 +89,18 @@ class LoadResult:
     slice_rows: int | None = None
 
 
+class SliceMismatch(RuntimeError):
+    """The month's new slice would not have the lake file's rows; nothing was replaced."""
+
+    def __init__(self, table: str, month: date, slice_rows: int, expected_rows: int) -> None:
+        super().__init__(
+            f"{table}: the {month:%Y-%m} slice would have {slice_rows} rows but the lake file has "
+            f"{expected_rows}; the table keeps the month it had"
+        )
+        self.slice_rows = slice_rows
+        self.expected_rows = expected_rows
+
+
 class Warehouse(dg.ConfigurableResource, abc.ABC):
     """Tables loaded from lake files; a month is replaced as one transaction."""
 
@@ -75,8 +109,17 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         """Fully qualified name users query, e.g. nyc_taxi.yellow_tripdata."""
 
     @abc.abstractmethod
-    def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
-        """Make the table's source_month slice exactly the rows of the Parquet file."""
+    def replace_month(
+        self,
+        contract: TableContract,
+        month: date,
+        parquet_uri: str,
+        expected_rows: int | None = None,
+    ) -> LoadResult:
+        """Make the table's source_month slice exactly the rows of the Parquet file.
+
+        With expected_rows, a slice of any other size raises SliceMismatch and the table keeps
+        the month it had: the check runs before the replacement is committed."""
 
     @abc.abstractmethod
     def replace_month_from_query(

@@ -20,8 +20,14 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery, storage
 from pydantic import PrivateAttr
 
-from lake_assets import sql_dialect
-from lake_assets.resources.base import LakeStorage, LoadResult, Warehouse
+from lake_assets import scratch, sql_dialect
+from lake_assets.resources.base import (
+    LakeStorage,
+    LoadResult,
+    ParquetFooter,
+    SliceMismatch,
+    Warehouse,
+)
 from lake_assets.schemas import BIGQUERY_TYPES, TableContract
 
 # Uploads go in resumable chunks of this size: the object appears only when the last chunk is
@@ -119,8 +125,32 @@ class GCSLake(LakeStorage):
 
     @contextmanager
     def staging_dir(self) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="lake_assets-", dir=self.scratch_dir) as d:
-            yield Path(d)
+        root = Path(self.scratch_dir or tempfile.gettempdir()) / "lake_assets-scratch"
+        with scratch.scratch_dir(root) as d:
+            yield d
+
+    def move(self, src: str, dst: str) -> None:
+        bucket = self._bucket()
+        source = bucket.get_blob(self.key(src))
+        if source is None:
+            raise FileNotFoundError(f"{self.uri(src)} is not in the lake")
+        current = bucket.get_blob(self.key(dst))
+        try:
+            # A server-side copy: the target object appears whole. Conditional on the target
+            # this run saw, like put_file.
+            bucket.copy_blob(
+                source,
+                bucket,
+                self.key(dst),
+                if_generation_match=current.generation if current else 0,
+                if_source_generation_match=source.generation,
+            )
+        except gexc.PreconditionFailed as e:
+            raise RuntimeError(
+                f"{self.uri(dst)} or {self.uri(src)} changed while this run was promoting it "
+                "(another run wrote it); retry the partition"
+            ) from e
+        self.delete(src)
 
     def exists(self, path: str) -> bool:
         return self._bucket().blob(self.key(path)).exists()
@@ -131,7 +161,7 @@ class GCSLake(LakeStorage):
         except gexc.NotFound:
             pass
 
-    def parquet_row_count(self, path: str) -> int:
+    def parquet_footer(self, path: str) -> ParquetFooter:
         import pyarrow.parquet as pq
 
         blob = self._bucket().get_blob(self.key(path))
@@ -139,7 +169,7 @@ class GCSLake(LakeStorage):
             raise FileNotFoundError(f"{self.uri(path)} is not in the lake")
         # Ranged reads of the footer only, not the whole object.
         with blob.open("rb", chunk_size=256 * 1024) as f:
-            return pq.ParquetFile(f).metadata.num_rows
+            return ParquetFooter.of(pq.ParquetFile(f))
 
     def list_files(self) -> list[tuple[str, int]]:
         prefix = self.prefix.strip("/")
@@ -332,6 +362,7 @@ class BigQueryWarehouse(Warehouse):
         month: date,
         fill_staging,
         origin: str,
+        expected_rows: int | None = None,
     ) -> LoadResult:
         table_id = self._prepare(client, contract)
         staging_id = self._staging_id(contract, month)
@@ -345,6 +376,8 @@ class BigQueryWarehouse(Warehouse):
                     f"{origin}: {others} rows have a source_month other than {month}; "
                     f"{table_id} is unchanged"
                 )
+            if expected_rows is not None and staged != expected_rows:
+                raise SliceMismatch(table_id, month, int(staged), expected_rows)
             self._query(client, merge_month_sql(contract, table, staging), {"month": month})
             [(total, slice_rows)] = self._query(
                 client,
@@ -360,7 +393,13 @@ class BigQueryWarehouse(Warehouse):
             slice_rows=int(slice_rows),
         )
 
-    def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
+    def replace_month(
+        self,
+        contract: TableContract,
+        month: date,
+        parquet_uri: str,
+        expected_rows: int | None = None,
+    ) -> LoadResult:
         _require_gs(parquet_uri)
 
         with self.client() as client:
@@ -370,7 +409,9 @@ class BigQueryWarehouse(Warehouse):
                     parquet_uri, staging_id, job_config=parquet_load_config(contract)
                 ).result()
 
-            return self._replace_month_from_staging(client, contract, month, load, parquet_uri)
+            return self._replace_month_from_staging(
+                client, contract, month, load, parquet_uri, expected_rows
+            )
 
     def replace_month_from_query(
         self, contract: TableContract, month: date, select_sql: str

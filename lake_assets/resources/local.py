@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -17,7 +16,14 @@ from typing import BinaryIO
 import dagster as dg
 import duckdb
 
-from lake_assets.resources.base import LakeStorage, LoadResult, Warehouse
+from lake_assets import scratch
+from lake_assets.resources.base import (
+    LakeStorage,
+    LoadResult,
+    ParquetFooter,
+    SliceMismatch,
+    Warehouse,
+)
 from lake_assets.schemas import TableContract, duckdb_ddl
 
 STAGING = ".staging"
@@ -44,17 +50,13 @@ class LocalLake(LakeStorage):
     @contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
         final = self._path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        with self.staging_dir() as staging:
+            tmp = staging / final.name
+            with open(tmp, "wb") as f:
                 yield f
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            _unlink(Path(tmp))
-            raise
+            self.put_file(tmp, path)
 
     def put_file(self, local_file: Path, path: str) -> None:
         final = self._path(path)
@@ -62,9 +64,23 @@ class LocalLake(LakeStorage):
         try:
             os.replace(local_file, final)
         except OSError:
-            # Another filesystem: copy beside the target first so the rename stays atomic.
-            with open(local_file, "rb") as src, self.open_write(path) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            # Another filesystem: copy into the lake's own scratch space first (same filesystem
+            # as the target), so the rename that publishes it stays atomic.
+            with self.staging_dir() as staging:
+                tmp = staging / final.name
+                with open(local_file, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(tmp, final)
+
+    def move(self, src: str, dst: str) -> None:
+        source = self._path(src)
+        if not source.is_file():
+            raise FileNotFoundError(f"{self.uri(src)} is not in the lake")
+        target = self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
 
     @contextmanager
     def local_copy(self, path: str) -> Iterator[Path]:
@@ -75,10 +91,9 @@ class LocalLake(LakeStorage):
 
     @contextmanager
     def staging_dir(self) -> Iterator[Path]:
-        parent = self.root / STAGING
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=parent) as d:
-            yield Path(d)
+        # Inside the lake root, so publishing a staged file is a rename on one filesystem.
+        with scratch.scratch_dir(self.root / STAGING) as d:
+            yield d
 
     def exists(self, path: str) -> bool:
         return self._path(path).is_file()
@@ -86,10 +101,13 @@ class LocalLake(LakeStorage):
     def delete(self, path: str) -> None:
         _unlink(self._path(path))
 
-    def parquet_row_count(self, path: str) -> int:
+    def parquet_footer(self, path: str) -> ParquetFooter:
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(self._path(path)).metadata.num_rows
+        full = self._path(path)
+        if not full.is_file():
+            raise FileNotFoundError(f"{self.uri(path)} is not in the lake; materialize it first")
+        return ParquetFooter.of(pq.ParquetFile(full))
 
     def list_files(self) -> list[tuple[str, int]]:
         if not self.root.is_dir():
@@ -203,10 +221,16 @@ class DuckDBWarehouse(Warehouse):
             )
         return table
 
-    def replace_month(self, contract: TableContract, month: date, parquet_uri: str) -> LoadResult:
+    def replace_month(
+        self,
+        contract: TableContract,
+        month: date,
+        parquet_uri: str,
+        expected_rows: int | None = None,
+    ) -> LoadResult:
         select = f"SELECT {_columns(contract)} FROM read_parquet($src)"
         return self._replace_month(
-            contract, month, select, {"src": _local_path(parquet_uri)}, parquet_uri
+            contract, month, select, {"src": _local_path(parquet_uri)}, parquet_uri, expected_rows
         )
 
     def replace_month_from_query(
@@ -215,7 +239,13 @@ class DuckDBWarehouse(Warehouse):
         return self._replace_month(contract, month, select_sql, {}, "the mart query")
 
     def _replace_month(
-        self, contract: TableContract, month: date, select_sql: str, params: dict, origin: str
+        self,
+        contract: TableContract,
+        month: date,
+        select_sql: str,
+        params: dict,
+        origin: str,
+        expected_rows: int | None = None,
     ) -> LoadResult:
         with self.connect() as con:
             table = self._prepare(con, contract)
@@ -236,6 +266,8 @@ class DuckDBWarehouse(Warehouse):
                         f"{origin}: {total - others - slice_rows} rows have a source_month "
                         f"other than {month}"
                     )
+                if expected_rows is not None and slice_rows != expected_rows:
+                    raise SliceMismatch(table, month, int(slice_rows), expected_rows)
         return LoadResult(
             table=table, rows_loaded=int(loaded), table_rows=int(total), slice_rows=int(slice_rows)
         )
