@@ -5,8 +5,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 
 # The demo and `make dev` share these settings: a generated offline mirror, a lake and a DuckDB
-# file under data/demo/, and the instance config that limits the warehouse pool.
-DEMO_DIR := $(CURDIR)/data/demo
+# file under data/demo/, and the instance config that limits the warehouse pool. DEMO_DIR and
+# INSTANCE can be pointed elsewhere (the fault tests do).
+DEMO_DIR ?= $(CURDIR)/data/demo
+INSTANCE ?= $(CURDIR)/dagster_home
 DEMO_MONTHS ?= 2021-01 2021-02 2021-03
 DEMO_ROWS ?= 20000
 DEMO_ENV := \
@@ -15,7 +17,7 @@ DEMO_ENV := \
 	LAKE_DIR='$(DEMO_DIR)/lake' \
 	DUCKDB_PATH='$(DEMO_DIR)/warehouse.duckdb' \
 	LAKE_ENV=local \
-	DAGSTER_HOME='$(CURDIR)/dagster_home' \
+	DAGSTER_HOME='$(INSTANCE)' \
 	PATH='$(BIN):$(PATH)'
 
 # bqemulator pins its own duckdb and sqlglot, so it gets a virtualenv of its own.
@@ -23,14 +25,18 @@ BQEMU_VENV := .venv-bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed-1.4.0
 GCP_EMULATOR_DIR := $(CURDIR)/data/gcp-emulators
 
-.PHONY: install test test-local test-gcp lint demo demo-gcp dev gcp-emulators bench bench-quick clean
+.PHONY: install instance materialize test test-local test-gcp test-faults lint demo demo-gcp dev \
+	gcp-emulators bench bench-quick clean
 
+# Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
 $(STAMP): pyproject.toml setup.py
-	rm -f $(VENV)/.installed-*
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	touch $@
+	@flock '$(CURDIR)/.venv.lock' sh -c 'test -f $@ || { \
+		echo "installing lake_assets into $(VENV) (a few minutes the first time)" && \
+		rm -f $(VENV)/.installed-* && \
+		$(PYTHON) -m venv $(VENV) && \
+		$(BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BIN)/python -m pip install --quiet -e ".[dev,bench]" && \
+		touch $@; }'
 
 install: $(STAMP)
 
@@ -42,21 +48,38 @@ $(BQEMU_STAMP):
 	$(BQEMU_VENV)/bin/python -m pip install --quiet 'bqemulator==1.4.0' numpy
 	touch $@
 
+# Creates (or migrates) the Dagster instance once, under a lock, before anything runs in it:
+# first runs started in parallel on a fresh folder corrupt it. Every target below runs this.
+instance: $(STAMP)
+	@$(BIN)/python -m lake_assets.instance prepare --home '$(INSTANCE)' \
+		--config '$(CURDIR)/dagster_home/dagster.yaml'
+
+# One run on the demo settings from the CLI, e.g.
+#   make materialize SELECT=raw/green_tripdata,lake/green_tripdata PARTITION=2021-01
+materialize: $(STAMP) instance
+	@echo "dagster asset materialize --select '$(SELECT)' $(if $(PARTITION),--partition $(PARTITION))"
+	@$(DEMO_ENV) $(BIN)/dagster asset materialize -m lake_assets.definitions \
+		--select '$(SELECT)' $(if $(PARTITION),--partition '$(PARTITION)')
+
 lint: $(STAMP)
 	$(BIN)/ruff check lake_assets lake_assets_tests
 	$(BIN)/ruff format --check lake_assets lake_assets_tests
 
-# Two stages: everything local, then LAKE_ENV=gcp against the emulators.
-test: lint test-local test-gcp
+# Stages: lint, everything local, LAKE_ENV=gcp against the emulators, then the fault suite
+# (real kills and faulty servers against the CLI).
+test: lint test-local test-gcp test-faults
 
 test-local: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not gcp'
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not gcp and not faults'
+
+test-faults: $(STAMP)
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m faults
 
 test-gcp: $(STAMP) $(BQEMU_STAMP)
 	DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		$(BIN)/python -m pytest -m gcp
 
-demo: $(STAMP)
+demo: $(STAMP) instance
 	$(DEMO_ENV) $(BIN)/python -m lake_assets.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
 # fake-gcs-server on 127.0.0.1:4443 and bqemulator on 127.0.0.1:9050, in the foreground.
@@ -65,12 +88,12 @@ gcp-emulators: $(STAMP) $(BQEMU_STAMP)
 		$(BIN)/python -m lake_assets.emulators --dir '$(GCP_EMULATOR_DIR)'
 
 # The demo with LAKE_ENV=gcp: starts both emulators on free ports, runs, stops them.
-demo-gcp: $(STAMP) $(BQEMU_STAMP)
+demo-gcp: $(STAMP) $(BQEMU_STAMP) instance
 	$(DEMO_ENV) BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		$(BIN)/python -m lake_assets.demo --gcp-emulators '$(GCP_EMULATOR_DIR)' \
 		--months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
-dev: $(STAMP)
+dev: $(STAMP) instance
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 

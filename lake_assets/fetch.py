@@ -149,6 +149,23 @@ def _socket(resp: requests.Response):
         return None
 
 
+def _lost(
+    url: str, e: Exception, got: int, expected: str | None, waited: float, timeout: float
+) -> str:
+    """Why a body stopped: cut short of its Content-Length, silent too long, or dropped."""
+    text = str(e)
+    if "IncompleteRead" in text and expected:
+        return (
+            f"{url}: body ended after {got} of {expected} bytes (Content-Length), {waited:.1f} s in"
+        )
+    if "timed out" in text.lower():
+        return (
+            f"{url}: the server sent nothing for {timeout:.0f} s (TLC_HTTP_TIMEOUT) after {got} "
+            f"bytes; gave up after {waited:.1f} s"
+        )
+    return f"{url}: connection lost after {got} bytes and {waited:.1f} s: {e}"
+
+
 def _iter_http(
     url: str, timeout: float, conditions: dict, deadline: float | None
 ) -> tuple[Iterator[bytes] | None, dict[str, str]]:
@@ -200,9 +217,7 @@ def _iter_http(
                             f"{expected or 'an unknown number of'} bytes (deadline "
                             f"{allowed:.0f} s; TLC_DOWNLOAD_DEADLINE sets it)"
                         ) from e
-                    raise TransientSourceError(
-                        f"{url}: connection lost after {got} bytes and {waited:.1f} s: {e}"
-                    ) from e
+                    raise TransientSourceError(_lost(url, e, got, expected, waited, timeout)) from e
                 if not block:
                     break
                 got += len(block)

@@ -37,12 +37,19 @@ def samples() -> Path:
 class Behaviour:
     """Per-path overrides the test server applies before serving files."""
 
+    root: Path
     status: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
     hits: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str, dict]] = field(default_factory=list)  # method, path, headers
     # Serve without Last-Modified and ignore If-Modified-Since, like servers that send neither
     # validator: the client must then compare sizes and hashes itself.
     no_validators: bool = False
+    # path -> how the server misbehaves on GET: "cut" (half the body of the Content-Length it
+    # announced, then close), "hang" (headers, then silence), "trickle" (a few bytes a second),
+    # "html" (200 with an HTML error page).
+    faults: dict[str, str] = field(default_factory=dict)
+    # How long "hang" stays silent, and "trickle" keeps trickling, at most.
+    fault_seconds: float = 30.0
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -71,8 +78,48 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return True
         return False
 
+    def _fault(self) -> bool:
+        import time
+
+        path = self.path.split("?")[0]
+        mode = self.behaviour.faults.get(path)
+        if mode is None:
+            return False
+        if mode == "html":
+            body = b"<!DOCTYPE html><html><body>Sign in to continue</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
+        data = (self.behaviour.root / path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        deadline = time.monotonic() + self.behaviour.fault_seconds
+        try:
+            if mode == "cut":
+                self.wfile.write(data[: len(data) // 2])
+            elif mode == "hang":
+                self.wfile.flush()
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+            elif mode == "trickle":
+                for i in range(0, len(data), 16):
+                    if time.monotonic() > deadline:
+                        break
+                    self.wfile.write(data[i : i + 16])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
+        self.close_connection = True
+        return True
+
     def do_GET(self) -> None:
-        if not self._override():
+        if not self._override() and not self._fault():
             super().do_GET()
 
     def do_HEAD(self) -> None:
@@ -107,7 +154,7 @@ class FileServer:
 def http_server(tmp_path: Path) -> Iterator[FileServer]:
     root = tmp_path / "www"
     root.mkdir()
-    behaviour = Behaviour()
+    behaviour = Behaviour(root=root)
     handler = type(
         "Handler",
         (_Handler,),

@@ -101,3 +101,78 @@ def test_cut_parquet_is_corrupt(http_server, tmp_path):
     http_server.put("cut.parquet", data[: len(data) // 2])
     with pytest.raises(fetch.CorruptDownload, match="cut.parquet: not a complete Parquet file"):
         fetch.download(f"{http_server.url}/cut.parquet", io.BytesIO())
+
+
+def _body(http_server, name: str = "f.csv.gz") -> bytes:
+    # Random hex lines: a few kilobytes even gzipped, so a trickle takes many seconds.
+    import secrets
+
+    data = gzip.compress(b"a\n" + "\n".join(secrets.token_hex(8) for _ in range(400)).encode())
+    http_server.put(name, data)
+    return data
+
+
+def test_a_server_that_hangs_after_its_headers_fails_within_the_deadline(http_server):
+    import time
+
+    _body(http_server)
+    http_server.behaviour.faults["/f.csv.gz"] = "hang"
+    started = time.monotonic()
+    with pytest.raises(fetch.DeadlineExceeded) as info:
+        fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO(), timeout=30, deadline=1.5)
+    waited = time.monotonic() - started
+    assert 1.4 < waited < 5, waited
+    assert str(info.value).startswith(f"{http_server.url}/f.csv.gz: gave up after 1.")
+    assert "deadline 2 s; TLC_DOWNLOAD_DEADLINE sets it" in str(info.value)
+
+
+def test_a_trickling_server_cannot_hold_a_download_past_its_deadline(http_server):
+    import time
+
+    data = _body(http_server)
+    http_server.behaviour.faults["/f.csv.gz"] = "trickle"
+    started = time.monotonic()
+    with pytest.raises(fetch.DeadlineExceeded) as info:
+        fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO(), timeout=30, deadline=1.0)
+    assert time.monotonic() - started < 4
+    assert f"of {len(data)} bytes" in str(info.value)
+
+
+def test_the_deadline_is_derived_from_the_size():
+    assert fetch.deadline_for(None, 60) == fetch.UNKNOWN_SIZE_DEADLINE
+    assert fetch.deadline_for(256 * 1024 * 100, 60) == 160.0
+
+
+def test_a_body_cut_short_of_its_content_length_is_transient(http_server):
+    data = _body(http_server)
+    http_server.behaviour.faults["/f.csv.gz"] = "cut"
+    with pytest.raises(fetch.TransientSourceError) as info:
+        fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO(), timeout=5)
+    assert f"body ended after {len(data) // 2} of {len(data)} bytes (Content-Length)" in str(info.value)
+
+
+def test_an_html_page_with_200_is_refused_by_its_content_type(http_server):
+    _body(http_server)
+    http_server.behaviour.faults["/f.csv.gz"] = "html"
+    with pytest.raises(fetch.CorruptDownload) as info:
+        fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO())
+    assert "with an HTML page (Content-Type text/html)" in str(info.value)
+    assert not isinstance(info.value, fetch.TransientSourceError)
+
+
+def test_suffix_comes_from_the_bytes(http_server):
+    http_server.put("noext", gzip.compress(b"a\n1\n"))
+    assert fetch.download(f"{http_server.url}/noext", io.BytesIO()).suffix == ".csv.gz"
+    http_server.put("plain.txt", b"a\n1\n")
+    assert fetch.download(f"{http_server.url}/plain.txt", io.BytesIO()).suffix == ".csv"
+
+
+def test_file_urls_stay_below_their_root(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    root = (tmp_path / "mirror").as_uri() + "/"
+    url = (tmp_path / "mirror").as_uri() + "/../secret.csv"
+    with pytest.raises(fetch.SourceError) as info:
+        fetch.download(url, io.BytesIO(), file_root=root)
+    assert "outside the mirror's folder" in str(info.value)
+    assert not isinstance(info.value, fetch.TransientSourceError)

@@ -84,3 +84,42 @@ def test_tlc_source_defaults_and_partitions():
 def test_bad_source_settings(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        (
+            {"TLC_SOURCE_URL": "https://h/{service}/{service}_{year}-{month}.csv.gz?{token}"},
+            "has unknown placeholder(s) {token}; allowed: {service}, {year}, {month}",
+        ),
+        (
+            {"TLC_SOURCE_URL": "https://h/{service}_{year}-{mnth}.csv.gz"},
+            "has unknown placeholder(s) {mnth}",
+        ),
+        ({"TLC_ZONES_URL": "https://h/{service}/zones.csv"}, "TLC_ZONES_URL='https://h/{servi"),
+        ({"TLC_SOURCE_URL": "https://h/{service/{year}-{month}"}, "is not a valid template"),
+        ({"TLC_DOWNLOAD_DEADLINE": "-1"}, "TLC_DOWNLOAD_DEADLINE='-1' must be at least 0"),
+    ],
+)
+def test_templates_and_deadlines_fail_at_load(env, message):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert message in str(info.value)
+
+
+def test_a_lake_dir_under_a_regular_file_fails_at_load(tmp_path):
+    (tmp_path / "plain").write_text("not a folder")
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"LAKE_DIR": str(tmp_path / "plain" / "lake")})
+    assert str(info.value) == (
+        f"LAKE_DIR={str(tmp_path / 'plain' / 'lake')!r}: {tmp_path / 'plain'} is a file, "
+        "not a folder"
+    )
+    with pytest.raises(SettingsError, match="DUCKDB_PATH="):
+        Settings.from_env({"DUCKDB_PATH": str(tmp_path / "plain" / "w.duckdb")})
+
+
+def test_download_deadline_setting():
+    assert Settings.from_env({}).download_deadline == 0.0
+    assert Settings.from_env({"TLC_DOWNLOAD_DEADLINE": "900"}).download_deadline == 900.0
