@@ -26,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from lake_assets import layout
+from lake_assets import identity
 
 MONTH = date(2021, 1, 1)
 MONTH_KEY = "2021-01"
@@ -45,7 +45,7 @@ DESCRIPTIONS = {
     "polars_duckdb_typed": "the reference pair with the contract's types: timestamps parsed, "
     "ids as integers, amounts as doubles",
 }
-RAW_REL = layout.raw_trip_path("yellow", MONTH, ".csv.gz")
+RAW_REL = identity.raw_trip_path("yellow", MONTH, ".csv.gz")
 # How the cost of a backfill grows with its months: the lake and warehouse steps of N months as
 # N single-month runs (how a backfill that includes the downloads runs) or as one run over the
 # range (how a rebuild of the derived layers runs), both through the Dagster CLI.
@@ -121,8 +121,8 @@ def case_lake_assets(src: Path, work: Path) -> dict:
     """The functions and resources the lake and warehouse assets call, without Dagster's run."""
     stages = Stages()
     from lake_assets import quality, steps
-    from lake_assets.definitions import build_backend
     from lake_assets.resources import IngestPolicy
+    from lake_assets.resources.build import build_backend
     from lake_assets.schemas import YELLOW
     from lake_assets.settings import Settings
 
@@ -138,8 +138,8 @@ def case_lake_assets(src: Path, work: Path) -> dict:
         IngestPolicy(bad_rows=settings.bad_rows),
         YELLOW,
         [RAW_REL],
-        layout.lake_trip_path("yellow", MONTH),
-        layout.rejects_path("yellow", MONTH),
+        identity.lake_trip_path("yellow", MONTH),
+        identity.rejects_path("yellow", MONTH),
         MONTH,
         "yellow",
     )
@@ -156,7 +156,7 @@ def _lake_assets_figures(work: Path, success: bool) -> dict:
 
     if not success:
         raise SystemExit("the lake_assets run failed")
-    parquet = work / "lake" / layout.lake_trip_path("yellow", MONTH)
+    parquet = work / "lake" / identity.lake_trip_path("yellow", MONTH)
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
     rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
     con.close()
@@ -430,7 +430,7 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
     dates = _months(len(months))
     keys = [f"{m:%Y-%m}" for m in dates]
     for month, src in zip(dates, months, strict=True):
-        _land_raw(src, work / "lake", layout.raw_trip_path("yellow", month, ".csv.gz"))
+        _land_raw(src, work / "lake", identity.raw_trip_path("yellow", month, ".csv.gz"))
     _fresh_instance(work / "dagster_home")
     # The partitions must reach the last month (the mirror's default ends at 2021-07).
     env = _cli_env(months[0], work, TLC_START_MONTH=keys[0], TLC_END_MONTH=keys[-1])

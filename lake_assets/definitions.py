@@ -1,77 +1,20 @@
-"""The code location: every asset and resource of lake_assets, chosen by the environment."""
+"""The code location: the one place the environment is read and the one Definitions built."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from lake_assets.alerts import AlertWebhook, alert_sensors
-from lake_assets.assets.lake import lake_assets
-from lake_assets.assets.marts import mart_assets
-from lake_assets.assets.raw import raw_assets
-from lake_assets.assets.warehouse import warehouse_assets
+from lake_assets.alerts import alert_sensors
+from lake_assets.assets.lake import build_lake_assets
+from lake_assets.assets.marts import build_mart_assets
+from lake_assets.assets.raw import build_raw_assets
+from lake_assets.assets.warehouse import build_warehouse_assets
 from lake_assets.automation import automation_sensor
-from lake_assets.jobs import jobs
-from lake_assets.resources import (
-    DuckDBWarehouse,
-    IngestPolicy,
-    LakeStorage,
-    LocalLake,
-    UrlTemplateSource,
-    Warehouse,
-)
-from lake_assets.sensors import build_schedules, release_sensors
+from lake_assets.jobs import build_jobs
+from lake_assets.partitions import build_monthly_partitions
+from lake_assets.resources.build import build_resources
+from lake_assets.sensors import build_release_sensors, build_schedules
 from lake_assets.settings import Settings
-
-
-def build_backend(settings: Settings, resolved: bool = False) -> tuple[LakeStorage, Warehouse]:
-    """The lake and warehouse for settings.lake_env. Cloud ids reach the code location through
-    dg.EnvVar (resolved at run time, shown as such in the UI); resolved=True gives plain values,
-    for scripts that call the resources outside a run (the demo's summary)."""
-    if settings.lake_env == "gcp":
-        from lake_assets.resources.gcp import BigQueryWarehouse, GCSLake
-
-        def cloud_id(name: str, value: str):
-            return value if resolved else dg.EnvVar(name)
-
-        return (
-            GCSLake(
-                project=cloud_id("GCP_PROJECT", settings.gcp_project),
-                bucket=cloud_id("GCS_BUCKET", settings.gcs_bucket),
-                prefix=settings.gcs_prefix,
-                emulator_host=settings.storage_emulator_host or None,
-            ),
-            BigQueryWarehouse(
-                project=cloud_id("GCP_PROJECT", settings.gcp_project),
-                dataset_name=settings.bq_dataset,
-                location=settings.bq_location,
-                emulator_host=settings.bigquery_emulator_host or None,
-            ),
-        )
-    return LocalLake(base_dir=settings.lake_dir), DuckDBWarehouse(path=settings.duckdb_path)
-
-
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The backend for settings.lake_env. Assets only ever see the abstract roles."""
-    source = UrlTemplateSource(
-        url_template=settings.tlc_source_url,
-        zones_lookup_url=settings.tlc_zones_url,
-        timeout_seconds=settings.http_timeout,
-        deadline_seconds=settings.download_deadline or None,
-    )
-    ingest = IngestPolicy(bad_rows=settings.bad_rows)
-    alerts = (
-        AlertWebhook(url=dg.EnvVar("ALERT_WEBHOOK_URL"))
-        if settings.alert_webhook_configured
-        else AlertWebhook()
-    )
-    lake, warehouse = build_backend(settings)
-    return {
-        "alerts": alerts,
-        "source": source,
-        "ingest": ingest,
-        "lake": lake,
-        "warehouse": warehouse,
-    }
 
 
 def _kinds_for(settings: Settings, asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
@@ -103,12 +46,20 @@ def step_executor() -> dg.ExecutorDefinition:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    assets = [*raw_assets, *lake_assets, *warehouse_assets, *mart_assets]
+    """Everything the code location holds, decided by settings alone."""
+    partitions = build_monthly_partitions(settings)
+    assets = [
+        *build_raw_assets(partitions),
+        *build_lake_assets(partitions),
+        *build_warehouse_assets(partitions),
+        *build_mart_assets(partitions),
+    ]
+    jobs = build_jobs()
     return dg.Definitions(
         assets=[_kinds_for(settings, a) for a in assets],
-        jobs=jobs,
-        schedules=build_schedules(running=settings.lake_env != "local"),
-        sensors=[*release_sensors, *alert_sensors, automation_sensor],
+        jobs=list(jobs.values()),
+        schedules=build_schedules(jobs, running=settings.lake_env != "local"),
+        sensors=[*build_release_sensors(jobs, partitions), *alert_sensors, automation_sensor],
         resources=build_resources(settings),
         executor=step_executor(),
     )

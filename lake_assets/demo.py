@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from lake_assets import emulators, generator
-from lake_assets.definitions import build_backend
+from lake_assets.resources.build import build_backend
 from lake_assets.schemas import SERVICES, TAXI_ZONES
 from lake_assets.settings import Settings
 

@@ -1,15 +1,11 @@
-"""The monthly partitioning every trip asset shares, defined once."""
+"""The monthly partitioning every trip asset shares, built from the settings (never at import)."""
 
 from datetime import date
 
 import dagster as dg
 
+from lake_assets import identity
 from lake_assets.settings import DATATALKSCLUB_LAST_MONTH, Settings
-
-
-def _next_month(month: str) -> str:
-    year, m = int(month[:4]), int(month[5:7])
-    return f"{year + m // 12:04d}-{m % 12 + 1:02d}"
 
 
 def build_monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
@@ -22,15 +18,13 @@ def build_monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefiniti
         DATATALKSCLUB_LAST_MONTH if settings.tlc_source == "datatalksclub" else ""
     )
     if end:
+        after = identity.month_key(identity.next_month(identity.month_of(end)))
         return dg.MonthlyPartitionsDefinition(
-            start_date=settings.start_month, end_date=_next_month(end), fmt="%Y-%m"
+            start_date=settings.start_month, end_date=after, fmt="%Y-%m"
         )
     return dg.MonthlyPartitionsDefinition(
         start_date=settings.start_month, fmt="%Y-%m", end_offset=-1
     )
-
-
-monthly_partitions = build_monthly_partitions(Settings.from_env())
 
 
 def partition_month(context: dg.AssetExecutionContext) -> date:
@@ -41,11 +35,7 @@ def partition_month(context: dg.AssetExecutionContext) -> date:
 def partition_months(context: dg.AssetExecutionContext) -> list[date]:
     """First days of every month in the run's partition window (one, or a backfilled range)."""
     window = context.partition_time_window
-    months, current = [], window.start.date()
-    while current < window.end.date():
-        months.append(current)
-        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
-    return months
+    return identity.months_between(window.start.date(), window.end.date())
 
 
 # Downloads run one month per run: each month's skip-unchanged decision, retries and data version

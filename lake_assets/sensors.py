@@ -1,12 +1,9 @@
 """New-release sensors (one per service) and the monthly schedules built from the jobs."""
 
-from datetime import date
-
 import dagster as dg
 
-from lake_assets import fetch
-from lake_assets.jobs import all_trips_job, service_jobs
-from lake_assets.partitions import monthly_partitions
+from lake_assets import fetch, identity
+from lake_assets.jobs import AssetJob
 from lake_assets.resources import TripSource
 from lake_assets.schemas import SERVICES
 
@@ -19,8 +16,10 @@ def next_month(keys: list[str], landed: set[str], cursor: str | None) -> str | N
     return next((k for k in keys if k > floor and k not in landed), None)
 
 
-def build_release_sensor(service: str, job) -> dg.SensorDefinition:
-    raw_key = dg.AssetKey(["raw", f"{service}_tripdata"])
+def build_release_sensor(
+    service: str, job: AssetJob, partitions: dg.PartitionsDefinition
+) -> dg.SensorDefinition:
+    raw_key = dg.AssetKey(identity.trip_key(identity.RAW, service))
 
     @dg.sensor(
         name=f"{service}_new_release_sensor",
@@ -35,7 +34,7 @@ def build_release_sensor(service: str, job) -> dg.SensorDefinition:
     def release_sensor(
         context: dg.SensorEvaluationContext, source: TripSource
     ) -> dg.SensorResult | dg.SkipReason:
-        keys = monthly_partitions.get_partition_keys()
+        keys = partitions.get_partition_keys()
         landed = context.instance.get_materialized_partitions(raw_key)
         key = next_month(keys, landed, context.cursor)
         if key is None:
@@ -44,8 +43,7 @@ def build_release_sensor(service: str, job) -> dg.SensorDefinition:
                 f"every {service} month up to {last} is landed or requested; later months are "
                 "outside the partitions (TLC_END_MONTH, or the source's last month)"
             )
-        month = date(int(key[:4]), int(key[5:7]), 1)
-        url = source.trip_url(service, month)
+        url = source.trip_url(service, identity.month_of(key))
         try:
             probe = source.probe(url)
         except fetch.SourceError as e:
@@ -66,12 +64,15 @@ def build_release_sensor(service: str, job) -> dg.SensorDefinition:
     return release_sensor
 
 
-release_sensors = [
-    build_release_sensor(service, job) for service, job in zip(SERVICES, service_jobs, strict=True)
-]
+def build_release_sensors(
+    jobs: dict[str, AssetJob], partitions: dg.PartitionsDefinition
+) -> list[dg.SensorDefinition]:
+    return [
+        build_release_sensor(s, jobs[f"{identity.trip_table(s)}_job"], partitions) for s in SERVICES
+    ]
 
 
-def build_schedules(running: bool) -> list:
+def build_schedules(jobs: dict[str, AssetJob], running: bool) -> list[dg.ScheduleDefinition]:
     """Monthly schedules for each service job and the all-services job.
 
     Each tick runs the last partition, which is the month the source is expected to have
@@ -86,5 +87,8 @@ def build_schedules(running: bool) -> list:
             default_status=status,
             description=f"Runs {job.name} on the 5th of each month for the newest month.",
         )
-        for job in (*service_jobs, all_trips_job)
+        for job in (
+            *(jobs[f"{identity.trip_table(s)}_job"] for s in SERVICES),
+            jobs["all_tripdata_job"],
+        )
     ]

@@ -13,7 +13,7 @@ from datetime import date
 
 import pyarrow.parquet as pq
 
-from lake_assets import convert, fetch, layout, quality
+from lake_assets import convert, fetch, identity, quality
 from lake_assets.resources.base import (
     IngestPolicy,
     LakeStorage,
@@ -60,8 +60,8 @@ def find_raw(lake: LakeStorage, raw_paths: list[str]) -> tuple[str, str]:
     """The raw file to convert, and the path it has once promoted: a candidate the raw step
     landed, else the file promoted before."""
     for path in raw_paths:
-        if lake.exists(layout.candidate_path(path)):
-            return layout.candidate_path(path), path
+        if lake.exists(identity.candidate_path(path)):
+            return identity.candidate_path(path), path
     for path in raw_paths:
         if lake.exists(path):
             return path, path
@@ -181,7 +181,7 @@ def load_warehouse_month(
     """Replace the month's slice of the service's table with the lake file; a slice that would
     not have exactly the file's rows is refused inside the transaction (BlockingCheckFailed)."""
     started = time.monotonic()
-    path = layout.lake_trip_path(service, month)
+    path = identity.lake_trip_path(service, month)
     footer = lake.parquet_footer(path)
     try:
         load = warehouse.replace_month(contract, month, lake.uri(path), expected_rows=footer.rows)

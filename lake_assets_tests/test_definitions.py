@@ -9,7 +9,7 @@ import tomllib
 import yaml
 
 from lake_assets.definitions import build_definitions
-from lake_assets.partitions import monthly_partitions
+from lake_assets.partitions import build_monthly_partitions
 from lake_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def test_the_gcp_code_location_loads_as_a_user_launches_it(monkeypatch):
 
 
 def test_partitions_are_the_mirror_span():
-    keys = monthly_partitions.get_partition_keys()
+    keys = build_monthly_partitions(Settings()).get_partition_keys()
     assert (keys[0], keys[-1], len(keys)) == ("2019-01", "2021-07", 31)
 
 
@@ -98,7 +98,7 @@ def test_groups_prefixes_partitions_pools_and_descriptions():
         assert node.group_name == layer
         assert node.description, f"{key.to_user_string()} needs a description (UI)"
         assert node.code_version
-        assert (node.partitions_def == monthly_partitions) == (name != "taxi_zones")
+        assert (node.partitions_def == build_monthly_partitions(Settings())) == (name != "taxi_zones")
         assert (node.pools == {"warehouse"}) == (layer in ("warehouse", "marts"))
         if name != "taxi_zones":
             policy = node.backfill_policy
@@ -175,7 +175,7 @@ def test_jobs_one_per_service_one_for_all_and_zones():
     for name, keys in expected.items():
         job = defs.resolve_job_def(name)
         assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == keys
-        assert (job.partitions_def == monthly_partitions) == (name != "taxi_zones_job")
+        assert (job.partitions_def == build_monthly_partitions(Settings())) == (name != "taxi_zones_job")
 
 
 def test_every_job_forks_its_steps_from_a_forkserver_where_there_is_one(monkeypatch):

@@ -148,7 +148,9 @@ def test_a_body_cut_short_of_its_content_length_is_transient(http_server):
     http_server.behaviour.faults["/f.csv.gz"] = "cut"
     with pytest.raises(fetch.TransientSourceError) as info:
         fetch.download(f"{http_server.url}/f.csv.gz", io.BytesIO(), timeout=5)
-    assert f"body ended after {len(data) // 2} of {len(data)} bytes (Content-Length)" in str(info.value)
+    assert f"body ended after {len(data) // 2} of {len(data)} bytes (Content-Length)" in str(
+        info.value
+    )
 
 
 def test_an_html_page_with_200_is_refused_by_its_content_type(http_server):

@@ -15,7 +15,8 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, storage
 
-from lake_assets.definitions import build_backend, build_definitions
+from lake_assets.definitions import build_definitions
+from lake_assets.resources.build import build_backend
 from lake_assets.schemas import BIGQUERY_TYPES, DUCKDB_TYPES, SERVICES, YELLOW, arrow_schema
 from lake_assets_tests.helpers import MARTS, ZONES, materialize, metadata, trip_selection
 

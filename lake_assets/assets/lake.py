@@ -5,10 +5,10 @@ from datetime import date
 
 import dagster as dg
 
-from lake_assets import convert, layout, quality, steps
+from lake_assets import convert, identity, quality, steps
 from lake_assets.assets import checks, ranges
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
+from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import IngestPolicy, LakeStorage
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
 
@@ -88,16 +88,16 @@ def _convert(
     return ranges.MonthDone(month, metadata, built.outcomes)
 
 
-def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
+def build_lake_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     contract = contract_for(service)
-    key = dg.AssetKey(["lake", f"{service}_tripdata"])
+    key = dg.AssetKey(identity.trip_key(identity.LAKE, service))
 
     @dg.asset(
         key=key,
-        group_name="lake",
-        partitions_def=monthly_partitions,
+        group_name=identity.LAKE,
+        partitions_def=partitions,
         backfill_policy=RANGE_IN_ONE_RUN,
-        deps=[dg.AssetKey(["raw", f"{service}_tripdata"])],
+        deps=[dg.AssetKey(identity.trip_key(identity.RAW, service))],
         # No data version of our own: Dagster derives it from this code version and the raw
         # file's (its sha256). A hash of the Parquet bytes would not do: DuckDB's parallel writer
         # may cut a large month's row groups a few rows apart from one build to the next, and the
@@ -119,9 +119,9 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
         ingest: IngestPolicy,
     ) -> Iterator:
         def build(month: date) -> ranges.MonthDone:
-            raw = layout.raw_trip_paths(service, month)
-            out = layout.lake_trip_path(service, month)
-            rejects = layout.rejects_path(service, month)
+            raw = identity.raw_trip_paths(service, month)
+            out = identity.lake_trip_path(service, month)
+            rejects = identity.rejects_path(service, month)
             return _convert(
                 context,
                 contract,
@@ -147,13 +147,13 @@ def build_lake_trip_asset(service: str) -> dg.AssetsDefinition:
     return lake_trips
 
 
-LAKE_ZONES_KEY = dg.AssetKey(["lake", "taxi_zones"])
+LAKE_ZONES_KEY = dg.AssetKey(identity.zones_key(identity.LAKE))
 
 
 @dg.asset(
     key=LAKE_ZONES_KEY,
-    group_name="lake",
-    deps=[dg.AssetKey(["raw", "taxi_zones"])],
+    group_name=identity.LAKE,
+    deps=[dg.AssetKey(identity.zones_key(identity.RAW))],
     code_version="2",
     automation_condition=FOLLOW_UPSTREAM,
     kinds={"parquet", "duckdb"},
@@ -164,7 +164,7 @@ def lake_taxi_zones(
     context: dg.AssetExecutionContext, lake: LakeStorage, ingest: IngestPolicy
 ) -> Iterator:
     """The zone lookup as Parquet (location_id, borough, zone, service_zone)."""
-    raw, out = [layout.RAW_ZONES_PATH], layout.LAKE_ZONES_PATH
+    raw, out = [identity.RAW_ZONES_PATH], identity.LAKE_ZONES_PATH
     try:
         done = _convert(
             context,
@@ -178,6 +178,5 @@ def lake_taxi_zones(
     yield dg.MaterializeResult(metadata=done.metadata, check_results=checks.results(done.outcomes))
 
 
-lake_assets: list[dg.AssetsDefinition] = [build_lake_trip_asset(s) for s in SERVICES] + [
-    lake_taxi_zones
-]
+def build_lake_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [build_lake_trip_asset(s, partitions) for s in SERVICES] + [lake_taxi_zones]

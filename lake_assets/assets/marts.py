@@ -6,12 +6,12 @@ from datetime import date
 
 import dagster as dg
 
-from lake_assets import marts_sql, quality
+from lake_assets import identity, marts_sql, quality
 from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
 from lake_assets.assets.warehouse import WAREHOUSE_POOL
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
+from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import Warehouse
 from lake_assets.schemas import (
     SERVICE_SUMMARY_MONTHLY,
@@ -22,8 +22,8 @@ from lake_assets.schemas import (
     contract_for,
 )
 
-SOURCES = [dg.AssetKey(["warehouse", f"{s}_tripdata"]) for s in SERVICES] + [
-    dg.AssetKey(["warehouse", "taxi_zones"])
+SOURCES = [dg.AssetKey(identity.trip_key(identity.WAREHOUSE, s)) for s in SERVICES] + [
+    dg.AssetKey(identity.zones_key(identity.WAREHOUSE))
 ]
 
 
@@ -56,6 +56,7 @@ def _build(
 
 
 def build_mart_asset(
+    partitions: dg.PartitionsDefinition,
     contract: TableContract,
     select_sql: Callable[[str], str],
     preview_name: str,
@@ -64,12 +65,12 @@ def build_mart_asset(
     description: str,
 ) -> dg.AssetsDefinition:
     """A monthly mart: select_sql(dataset) replaces the month, then a Markdown preview of it."""
-    key = dg.AssetKey(["marts", contract.name])
+    key = dg.AssetKey(identity.mart_key(contract.name))
 
     @dg.asset(
         key=key,
-        group_name="marts",
-        partitions_def=monthly_partitions,
+        group_name=identity.MARTS,
+        partitions_def=partitions,
         deps=SOURCES,
         pool=WAREHOUSE_POOL,
         code_version="1",
@@ -113,37 +114,44 @@ def build_mart_asset(
     return mart
 
 
-trips_by_zone_monthly = build_mart_asset(
-    TRIPS_BY_ZONE_MONTHLY,
-    marts_sql.trips_by_zone_sql,
-    "top_zones",
-    {
-        "service": "service",
-        "pickup_borough": "borough",
-        "pickup_zone": "zone",
-        "trips": "trips",
-        "revenue": "revenue",
-    },
-    "trips DESC, service, pickup_zone",
-    "Table nyc_taxi.trips_by_zone_monthly: trips, passengers, revenue, tips, average distance "
-    "and duration per service, month and pickup zone. Every trip of the month counts once; "
-    "trips without a known zone count under Unknown.",
-)
+def build_mart_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [_trips_by_zone(partitions), _service_summary(partitions)]
 
-service_summary_monthly = build_mart_asset(
-    SERVICE_SUMMARY_MONTHLY,
-    marts_sql.service_summary_sql,
-    "summary",
-    {
-        "service": "service",
-        "trips": "trips",
-        "revenue": "revenue",
-        "avg_fare_per_mile": "fare/mile",
-        "card_share": "card share",
-    },
-    "service",
-    "Table nyc_taxi.service_summary_monthly: per service and month, trips, revenue, average "
-    "fare per mile and the share of trips paid by card.",
-)
 
-mart_assets: list[dg.AssetsDefinition] = [trips_by_zone_monthly, service_summary_monthly]
+def _trips_by_zone(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    return build_mart_asset(
+        partitions,
+        TRIPS_BY_ZONE_MONTHLY,
+        marts_sql.trips_by_zone_sql,
+        "top_zones",
+        {
+            "service": "service",
+            "pickup_borough": "borough",
+            "pickup_zone": "zone",
+            "trips": "trips",
+            "revenue": "revenue",
+        },
+        "trips DESC, service, pickup_zone",
+        "Table nyc_taxi.trips_by_zone_monthly: trips, passengers, revenue, tips, average distance "
+        "and duration per service, month and pickup zone. Every trip of the month counts once; "
+        "trips without a known zone count under Unknown.",
+    )
+
+
+def _service_summary(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    return build_mart_asset(
+        partitions,
+        SERVICE_SUMMARY_MONTHLY,
+        marts_sql.service_summary_sql,
+        "summary",
+        {
+            "service": "service",
+            "trips": "trips",
+            "revenue": "revenue",
+            "avg_fare_per_mile": "fare/mile",
+            "card_share": "card share",
+        },
+        "service",
+        "Table nyc_taxi.service_summary_monthly: per service and month, trips, revenue, average "
+        "fare per mile and the share of trips paid by card.",
+    )

@@ -5,8 +5,8 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-from lake_assets import fetch, layout
-from lake_assets.partitions import ONE_MONTH_PER_RUN, monthly_partitions, partition_month
+from lake_assets import fetch, identity
+from lake_assets.partitions import ONE_MONTH_PER_RUN, partition_month
 from lake_assets.resources import LakeStorage, TripSource
 from lake_assets.schemas import SERVICES
 
@@ -28,11 +28,6 @@ def _latest(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
-def _downstream(key: dg.AssetKey) -> list[dg.AssetKey]:
-    """The lake and warehouse assets built from raw asset key (same name, next layers)."""
-    return [dg.AssetKey([layer, *key.path[1:]]) for layer in ("lake", "warehouse")]
-
-
 def _landed(lake: LakeStorage, previous: dict, lake_meta: dict) -> str | None:
     """Where the previous landing's bytes are now: still a candidate, or promoted by a lake step
     that recorded converting exactly those bytes. None: gone, or another source or lake."""
@@ -42,7 +37,7 @@ def _landed(lake: LakeStorage, previous: dict, lake_meta: dict) -> str | None:
         return None
     if lake.exists(path):
         return path
-    promoted = layout.promoted_path(path)
+    promoted = identity.promoted_path(path)
     if lake_meta.get("raw_sha256") == previous.get("sha256") and lake.exists(promoted):
         return promoted
     return None
@@ -66,7 +61,10 @@ def _land(
     """Download url; land new bytes as a candidate beside the good file (the lake step promotes
     it once it converts). final_path(suffix) names the promoted file for the bytes' suffix."""
     started = time.monotonic()
-    lake_meta, warehouse_meta = (_latest(context, k) for k in _downstream(key))
+    lake_meta, warehouse_meta = (
+        _latest(context, k)
+        for k in [dg.AssetKey(k) for k in identity.next_layer_keys(tuple(key.path))]
+    )
     previous = _latest(context, key)
     if previous.get("source_url") != url:
         previous = {}
@@ -86,9 +84,9 @@ def _land(
                 unchanged = "the source's bytes have the sha256 of the landed file"
             else:
                 unchanged = ""
-                landed = layout.candidate_path(final_path(result.suffix))
-                for suffix in layout.RAW_SUFFIXES:
-                    other = layout.candidate_path(final_path(suffix))
+                landed = identity.candidate_path(final_path(result.suffix))
+                for suffix in identity.RAW_SUFFIXES:
+                    other = identity.candidate_path(final_path(suffix))
                     if other != landed:
                         lake.delete(other)  # one candidate per month, whatever its format
                 lake.put_file(staged, landed)
@@ -103,7 +101,11 @@ def _land(
         sha = previous["sha256"]
         stale = [
             k.to_user_string()
-            for k, meta in zip(_downstream(key), (lake_meta, warehouse_meta), strict=True)
+            for k, meta in zip(
+                [dg.AssetKey(k) for k in identity.next_layer_keys(tuple(key.path))],
+                (lake_meta, warehouse_meta),
+                strict=True,
+            )
             if meta.get("raw_sha256") != sha
         ]
         if not stale:
@@ -150,13 +152,13 @@ def _land(
     )
 
 
-def build_raw_trip_asset(service: str) -> dg.AssetsDefinition:
-    key = dg.AssetKey(["raw", f"{service}_tripdata"])
+def build_raw_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key = dg.AssetKey(identity.trip_key(identity.RAW, service))
 
     @dg.asset(
         key=key,
-        group_name="raw",
-        partitions_def=monthly_partitions,
+        group_name=identity.RAW,
+        partitions_def=partitions,
         backfill_policy=ONE_MONTH_PER_RUN,
         retry_policy=SOURCE_RETRY,
         code_version="3",
@@ -181,18 +183,18 @@ def build_raw_trip_asset(service: str) -> dg.AssetsDefinition:
             lake,
             key,
             url,
-            lambda suffix: layout.raw_trip_path(service, month, suffix),
+            lambda suffix: identity.raw_trip_path(service, month, suffix),
         )
 
     return raw_trips
 
 
-RAW_ZONES_KEY = dg.AssetKey(["raw", "taxi_zones"])
+RAW_ZONES_KEY = dg.AssetKey(identity.zones_key(identity.RAW))
 
 
 @dg.asset(
     key=RAW_ZONES_KEY,
-    group_name="raw",
+    group_name=identity.RAW,
     retry_policy=SOURCE_RETRY,
     code_version="3",
     kinds={"csv"},
@@ -203,10 +205,9 @@ def raw_taxi_zones(
 ) -> Iterator:
     """The TLC taxi zone lookup CSV (TLC_ZONES_URL), exactly as published."""
     yield from _land(
-        context, source, lake, RAW_ZONES_KEY, source.zones_url(), lambda _: layout.RAW_ZONES_PATH
+        context, source, lake, RAW_ZONES_KEY, source.zones_url(), lambda _: identity.RAW_ZONES_PATH
     )
 
 
-raw_assets: list[dg.AssetsDefinition] = [build_raw_trip_asset(s) for s in SERVICES] + [
-    raw_taxi_zones
-]
+def build_raw_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [build_raw_trip_asset(s, partitions) for s in SERVICES] + [raw_taxi_zones]

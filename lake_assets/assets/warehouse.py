@@ -5,11 +5,11 @@ from datetime import date
 
 import dagster as dg
 
-from lake_assets import layout, quality, steps
+from lake_assets import identity, quality, steps
 from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
 from lake_assets.automation import FOLLOW_UPSTREAM
-from lake_assets.partitions import RANGE_IN_ONE_RUN, monthly_partitions, partition_months
+from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import LakeStorage, Warehouse
 from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
 
@@ -18,16 +18,18 @@ from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
 WAREHOUSE_POOL = "warehouse"
 
 
-def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
+def build_warehouse_trip_asset(
+    service: str, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     contract = contract_for(service)
-    key = dg.AssetKey(["warehouse", f"{service}_tripdata"])
+    key = dg.AssetKey(identity.trip_key(identity.WAREHOUSE, service))
 
     @dg.asset(
         key=key,
-        group_name="warehouse",
-        partitions_def=monthly_partitions,
+        group_name=identity.WAREHOUSE,
+        partitions_def=partitions,
         backfill_policy=RANGE_IN_ONE_RUN,
-        deps=[dg.AssetKey(["lake", f"{service}_tripdata"])],
+        deps=[dg.AssetKey(identity.trip_key(identity.LAKE, service))],
         pool=WAREHOUSE_POOL,
         code_version="2",
         automation_condition=FOLLOW_UPSTREAM,
@@ -69,9 +71,9 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
 
 
 @dg.asset(
-    key=["warehouse", "taxi_zones"],
-    group_name="warehouse",
-    deps=[dg.AssetKey(["lake", "taxi_zones"])],
+    key=dg.AssetKey(identity.zones_key(identity.WAREHOUSE)),
+    group_name=identity.WAREHOUSE,
+    deps=[dg.AssetKey(identity.zones_key(identity.LAKE))],
     pool=WAREHOUSE_POOL,
     code_version="2",
     automation_condition=FOLLOW_UPSTREAM,
@@ -80,8 +82,8 @@ def build_warehouse_trip_asset(service: str) -> dg.AssetsDefinition:
 )
 def warehouse_taxi_zones(lake: LakeStorage, warehouse: Warehouse) -> dg.MaterializeResult:
     """Table nyc_taxi.taxi_zones, replaced whole from the lake Parquet."""
-    footer = lake.parquet_footer(layout.LAKE_ZONES_PATH)
-    result = warehouse.replace_table(TAXI_ZONES, lake.uri(layout.LAKE_ZONES_PATH))
+    footer = lake.parquet_footer(identity.LAKE_ZONES_PATH)
+    result = warehouse.replace_table(TAXI_ZONES, lake.uri(identity.LAKE_ZONES_PATH))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.rows_loaded,
@@ -92,6 +94,5 @@ def warehouse_taxi_zones(lake: LakeStorage, warehouse: Warehouse) -> dg.Material
     )
 
 
-warehouse_assets: list[dg.AssetsDefinition] = [build_warehouse_trip_asset(s) for s in SERVICES] + [
-    warehouse_taxi_zones
-]
+def build_warehouse_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [build_warehouse_trip_asset(s, partitions) for s in SERVICES] + [warehouse_taxi_zones]
