@@ -146,7 +146,7 @@ def case_lake_assets(src: Path, work: Path) -> dict:
     stages.lap("lake")
     loaded = steps.load_warehouse_month(lake, warehouse, YELLOW, "yellow", MONTH)
     stages.lap("warehouse")
-    blocking = [o for o in [*built.outcomes, loaded.outcome] if o.severity == quality.ERROR]
+    blocking = [o for o in [*built.outcomes, *loaded.outcomes] if o.severity == quality.ERROR]
     figures = _lake_assets_figures(work, all(o.passed for o in blocking))
     return {**figures, "stages": stages.seconds}
 

@@ -18,14 +18,14 @@ from typing import BinaryIO
 
 import requests
 
+from lake_assets import formats
+
 try:  # ISA-L inflates several times faster than zlib; same stream format, same errors.
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
 CHUNK_SIZE = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
-PARQUET_MAGIC = b"PAR1"
 # The overall deadline of a download whose size is known: the per-read timeout plus the time the
 # file takes at this rate. A server slower than this is treated as stuck, not as slow.
 MIN_BYTES_PER_SECOND = 256 * 1024
@@ -60,11 +60,8 @@ def deadline_for(size: int | None, timeout: float) -> float:
     return timeout + size / MIN_BYTES_PER_SECOND
 
 
-def suffix_for(gzip: bool, head: bytes) -> str:
-    """The lake suffix of a landed file, from its first bytes (never from the URL)."""
-    if gzip:
-        return ".csv.gz"
-    return ".parquet" if head[:4] == PARQUET_MAGIC else ".csv"
+class ReadTimedOut(TransientSourceError):
+    """The server sent nothing for the per-read timeout (a dead or hung host)."""
 
 
 @dataclass(frozen=True)
@@ -160,8 +157,8 @@ def _lost(
         )
     if "timed out" in text.lower():
         return (
-            f"{url}: the server sent nothing for {timeout:.0f} s (TLC_HTTP_TIMEOUT) after {got} "
-            f"bytes; gave up after {waited:.1f} s"
+            f"{url}: the server sent nothing for {timeout:.0f} s after {got} bytes; gave up "
+            f"after {waited:.1f} s"
         )
     return f"{url}: connection lost after {got} bytes and {waited:.1f} s: {e}"
 
@@ -198,8 +195,7 @@ def _iter_http(
                 if left <= 0:
                     raise DeadlineExceeded(
                         f"{url}: gave up after {time.monotonic() - started:.1f} s with {got} of "
-                        f"{expected or 'an unknown number of'} bytes (deadline {allowed:.0f} s; "
-                        "TLC_DOWNLOAD_DEADLINE sets it)"
+                        f"{expected or 'an unknown number of'} bytes (deadline {allowed:.0f} s)"
                     )
                 if sock is not None:
                     try:
@@ -215,9 +211,11 @@ def _iter_http(
                         raise DeadlineExceeded(
                             f"{url}: gave up after {waited:.1f} s with {got} of "
                             f"{expected or 'an unknown number of'} bytes (deadline "
-                            f"{allowed:.0f} s; TLC_DOWNLOAD_DEADLINE sets it)"
+                            f"{allowed:.0f} s)"
                         ) from e
-                    raise TransientSourceError(_lost(url, e, got, expected, waited, timeout)) from e
+                    message = _lost(url, e, got, expected, waited, timeout)
+                    timed_out = "timed out" in str(e).lower()
+                    raise (ReadTimedOut if timed_out else TransientSourceError)(message) from e
                 if not block:
                     break
                 got += len(block)
@@ -363,7 +361,7 @@ def download(
         if first:
             first = False
             head = block[:4]
-            if block[:2] == GZIP_MAGIC:
+            if formats.sniff(block) == formats.GZIP_CSV:
                 verifier = GzipVerifier()
             elif block.lstrip()[:1] == b"<":
                 # No CSV or Parquet file starts with "<": an error or login page served as 200.
@@ -385,9 +383,9 @@ def download(
         verifier.finish(url)
     elif size == 0:
         raise CorruptDownload(f"{url}: the file is empty")
-    elif name.endswith(".parquet") or head == PARQUET_MAGIC:
+    elif name.endswith(".parquet") or head == formats.PARQUET_MAGIC:
         # A Parquet file starts and ends with PAR1; a cut one has no footer.
-        if head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
+        if head != formats.PARQUET_MAGIC or tail != formats.PARQUET_MAGIC:
             raise CorruptDownload(
                 f"{url}: not a complete Parquet file (it must start and end with PAR1; "
                 f"{size} bytes arrived)"
@@ -399,7 +397,7 @@ def download(
         gzip=verifier is not None,
         etag=headers.get("ETag"),
         last_modified=headers.get("Last-Modified"),
-        suffix=suffix_for(verifier is not None, head),
+        suffix=formats.suffix(formats.GZIP_CSV if verifier is not None else formats.sniff(head)),
     )
 
 

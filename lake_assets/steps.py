@@ -13,7 +13,8 @@ from datetime import date
 
 import pyarrow.parquet as pq
 
-from lake_assets import convert, fetch, identity, quality
+from lake_assets import convert, fetch, identity, profile, quality
+from lake_assets.counting import count_source_rows
 from lake_assets.resources.base import (
     IngestPolicy,
     LakeStorage,
@@ -33,7 +34,7 @@ class BlockingCheckFailed(Exception):
 
     def __init__(self, outcomes: list[quality.Outcome]) -> None:
         self.outcomes = outcomes
-        failed = [o for o in outcomes if not o.passed and o.severity == quality.ERROR]
+        failed = quality.failed_blocking(outcomes)
         super().__init__(
             "; ".join(f"blocking check {o.name} failed: {o.description}" for o in failed)
             + ". Nothing was replaced: the previous good data stays in place."
@@ -102,7 +103,7 @@ def build_lake_file(
         staged = staging / "out.parquet"
         # The independent count of a trip month's raw rows, for the parity check (the zone
         # lookup has none): ISA-L reads the file on a second core while DuckDB converts it.
-        counting = pool.submit(quality.count_source_rows, src, name) if service else None
+        counting = pool.submit(count_source_rows, src, name) if service else None
         try:
             result = convert.to_parquet(
                 src,
@@ -120,19 +121,24 @@ def build_lake_file(
             if counting and isinstance(counting.exception(), convert.BadInputError):
                 raise counting.exception() from None
             raise
-        outcomes = [quality.schema_outcome(pq.read_schema(staged), contract)]
-        figures: dict = {}
-        if service is None:
-            outcomes += quality.zone_outcomes(staged)
-        else:
-            outcomes.append(quality.not_empty_outcome(result.rows_written))
-            counted = counting.result()
-            outcomes.append(
-                quality.parity_outcome(counted, result.rows_written, result.rows_rejected)
-            )
-            figures = quality.profile_trips(staged, contract, month)
-            outcomes += quality.warning_outcomes(service, figures)
-        if any(not o.passed and o.severity == quality.ERROR for o in outcomes):
+        figures = (
+            profile.zone_figures(staged)
+            if service is None
+            else profile.profile_trips(staged, contract, month)
+        )
+        outcomes = quality.evaluate(
+            identity.LAKE,
+            quality.Evidence(
+                contract=contract,
+                month=month,
+                schema=pq.read_schema(staged),
+                rows_written=result.rows_written,
+                rows_rejected=result.rows_rejected,
+                rows_in_source=counting.result() if counting else None,
+                figures=figures,
+            ),
+        )
+        if quality.failed_blocking(outcomes):
             raise BlockingCheckFailed(outcomes)
         size = staged.stat().st_size
         checksum = fetch.file_sha256(staged)
@@ -169,7 +175,7 @@ def build_lake_file(
 @dataclass(frozen=True)
 class WarehouseMonth:
     load: LoadResult
-    outcome: quality.Outcome
+    outcomes: list[quality.Outcome]
     seconds: float
     # The raw file the loaded lake file was built from ("" for a file older than that record).
     raw_sha256: str
@@ -183,17 +189,19 @@ def load_warehouse_month(
     started = time.monotonic()
     path = identity.lake_trip_path(service, month)
     footer = lake.parquet_footer(path)
+
+    def judged(slice_rows: int) -> list[quality.Outcome]:
+        evidence = quality.Evidence(contract, month, slice_rows=slice_rows, lake_rows=footer.rows)
+        return quality.evaluate(identity.WAREHOUSE, evidence)
+
     try:
         load = warehouse.replace_month(contract, month, lake.uri(path), expected_rows=footer.rows)
     except SliceMismatch as e:
-        raise BlockingCheckFailed(
-            [quality.slice_outcome(e.slice_rows, e.expected_rows, month)]
-        ) from e
+        raise BlockingCheckFailed(judged(e.slice_rows)) from e
     seconds = time.monotonic() - started
-    outcome = quality.slice_outcome(load.slice_rows, footer.rows, month)
     return WarehouseMonth(
         load=load,
-        outcome=outcome,
+        outcomes=judged(load.slice_rows),
         seconds=seconds,
         raw_sha256=footer.metadata.get(RAW_SHA256_KEY, ""),
     )

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake_assets import generator
-from lake_assets.convert import BadInputError, detect_format, to_parquet
+from lake_assets import formats, generator
+from lake_assets.convert import BadInputError, to_parquet
 from lake_assets.schemas import SERVICES, arrow_schema, contract_for
 
 JAN24 = date(2024, 1, 1)
@@ -22,7 +22,7 @@ def test_every_drift_lands_on_the_same_schema_with_exact_rows(tmp_path, service)
         src = generator.write_month_parquet(
             service, JAN24, 900, tmp_path / f"{drift}.parquet", drift
         )
-        assert detect_format(src) == "parquet"
+        assert formats.of_file(src) == formats.PARQUET
         out = tmp_path / f"{drift}.out.parquet"
         result = to_parquet(src, out, contract, JAN24)
         assert (result.rows_written, result.rows_rejected) == (900, 0)

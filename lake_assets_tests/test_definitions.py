@@ -13,6 +13,8 @@ from lake_assets.partitions import build_monthly_partitions
 from lake_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# The partitions of the default settings.
+MONTHS = build_monthly_partitions(Settings())
 PUBLIC_KEYS = {
     *(
         f"{layer}/{s}_tripdata"
@@ -98,7 +100,9 @@ def test_groups_prefixes_partitions_pools_and_descriptions():
         assert node.group_name == layer
         assert node.description, f"{key.to_user_string()} needs a description (UI)"
         assert node.code_version
-        assert (node.partitions_def == build_monthly_partitions(Settings())) == (name != "taxi_zones")
+        assert (node.partitions_def == build_monthly_partitions(Settings())) == (
+            name != "taxi_zones"
+        )
         assert (node.pools == {"warehouse"}) == (layer in ("warehouse", "marts"))
         if name != "taxi_zones":
             policy = node.backfill_policy
@@ -175,7 +179,9 @@ def test_jobs_one_per_service_one_for_all_and_zones():
     for name, keys in expected.items():
         job = defs.resolve_job_def(name)
         assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == keys
-        assert (job.partitions_def == build_monthly_partitions(Settings())) == (name != "taxi_zones_job")
+        assert (job.partitions_def == build_monthly_partitions(Settings())) == (
+            name != "taxi_zones_job"
+        )
 
 
 def test_every_job_forks_its_steps_from_a_forkserver_where_there_is_one(monkeypatch):

@@ -1,14 +1,12 @@
-"""Quality checks as plain functions: pass/fail, severity and the figures they report."""
+"""Tier 1: the check registry (pass/fail, severity, thresholds, figures) judged on real files."""
 
-import gzip
 from datetime import date
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from lake_assets import generator, quality
-from lake_assets.convert import BadInputError, csv_to_parquet
+from lake_assets import generator, profile, quality
+from lake_assets.convert import csv_to_parquet
 from lake_assets.schemas import FHV, TAXI_ZONES, YELLOW, arrow_schema
 
 JUN = date(2020, 6, 1)
@@ -19,8 +17,18 @@ def _yellow_row(pickup: str, dropoff: str, total: str = "11.8", pu: str = "142",
     return f"1,{pickup},{dropoff},{pax},2.10,1,N,{pu},43,2,8,3,0.5,0,0,0.3,{total},2.5"
 
 
+def _warnings(contract, figures: dict) -> dict[str, quality.Outcome]:
+    evidence = quality.Evidence(contract, JUN, figures=figures)
+    checks = [c for c in quality.checks_for("lake", contract) if not c.blocking]
+    return {c.name: c.outcome(evidence) for c in checks}
+
+
+def _one(name: str, **evidence) -> quality.Outcome:
+    return quality.CHECKS[name].outcome(quality.Evidence(**evidence))
+
+
 def test_schema_outcome_passes_on_the_contract_and_names_differences(tmp_path):
-    ok = quality.schema_outcome(arrow_schema(YELLOW), YELLOW)
+    ok = _one("schema_matches_contract", contract=YELLOW, schema=arrow_schema(YELLOW))
     assert (ok.passed, ok.severity) == (True, "ERROR")
     drifted = arrow_schema(YELLOW)
     i = drifted.get_field_index("vendor_id")
@@ -28,7 +36,9 @@ def test_schema_outcome_passes_on_the_contract_and_names_differences(tmp_path):
     drifted = drifted.remove(drifted.get_field_index("airport_fee"))
     drifted = drifted.append(pa.field("Airport_fee", pa.float64()))
     pq.write_table(drifted.empty_table(), tmp_path / "d.parquet")
-    bad = quality.schema_outcome(pq.read_schema(tmp_path / "d.parquet"), YELLOW)
+    bad = _one(
+        "schema_matches_contract", contract=YELLOW, schema=pq.read_schema(tmp_path / "d.parquet")
+    )
     assert (bad.passed, bad.severity) == (False, "ERROR")
     assert bad.metadata["differences"] == (
         "missing airport_fee; unexpected Airport_fee; vendor_id: double instead of int64"
@@ -36,72 +46,27 @@ def test_schema_outcome_passes_on_the_contract_and_names_differences(tmp_path):
 
 
 def test_not_empty_and_parity():
-    assert quality.not_empty_outcome(10).passed
-    empty = quality.not_empty_outcome(0)
+    assert _one("month_not_empty", contract=YELLOW, rows_written=10).passed
+    empty = _one("month_not_empty", contract=YELLOW, rows_written=0)
     assert (empty.passed, empty.severity, empty.description) == (
         False,
         "ERROR",
         "the month has no rows",
     )
-    assert quality.parity_outcome(100, 99, 1).passed
-    lost = quality.parity_outcome(100, 97, 1)
+
+    def parity(source: int, written: int, rejected: int) -> quality.Outcome:
+        return _one(
+            "rows_accounted_for",
+            contract=YELLOW,
+            rows_in_source=source,
+            rows_written=written,
+            rows_rejected=rejected,
+        )
+
+    assert parity(100, 99, 1).passed
+    lost = parity(100, 97, 1)
     assert not lost.passed
     assert lost.description == "100 source rows but 97 written + 1 rejected: 2 unaccounted for"
-
-
-@pytest.mark.parametrize(
-    "text, rows",
-    [
-        (b"a,b\n1,2\n\n3,4\n5,6", 3),
-        (b"a,b\r\n1,2\r\n\r\n3,4\r\n", 2),
-        (b"a\n", 0),
-        (b"", 0),
-        (b"a\n1\n\n\n\n2\n", 2),
-        (b"a\n1,2021-0", 1),
-    ],
-)
-def test_count_data_rows_plain_and_gzip(tmp_path, text, rows):
-    (tmp_path / "p.csv").write_bytes(text)
-    (tmp_path / "g.csv.gz").write_bytes(gzip.compress(text))
-    assert quality.count_data_rows(tmp_path / "p.csv") == rows
-    assert quality.count_data_rows(tmp_path / "g.csv.gz") == rows
-
-
-def _reference_count(text: bytes) -> int:
-    """The definition on the whole text at once: lines, less blank ones ("\n" then "\r?\n"),
-    less the header."""
-    import re
-
-    if not text:
-        return 0
-    lines = text.count(b"\n") + (0 if text.endswith(b"\n") else 1)
-    return max(lines - len(re.findall(rb"\n(?=\r?\n)", text)) - 1, 0)
-
-
-@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 1 << 22])
-def test_count_data_rows_blank_lines_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
-    import random
-
-    monkeypatch.setattr(quality, "COUNT_CHUNK", chunk)
-    rng = random.Random(chunk)
-    pieces = [b"1,2", b"\n", b"\r\n", b"\n\n", b"\n\r\n", b"\r", b"x"]
-    for i in range(200):
-        text = b"a,b\n" + b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-        path = tmp_path / f"t{i}.csv"
-        path.write_bytes(text)
-        assert quality.count_data_rows(path) == _reference_count(text), text
-
-
-def test_count_of_a_cut_gzip_stream_fails_naming_the_file(tmp_path):
-    data = gzip.compress(b"a,b\n" + b"1,2\n" * 50_000)
-    (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(BadInputError, match=r"^raw/cut\.csv\.gz: gzip stream is cut or corrupt \("):
-        quality.count_data_rows(tmp_path / "cut.csv.gz", "raw/cut.csv.gz")
-
-
-def test_count_matches_the_real_cut_sample(samples):
-    # 22,792 complete rows + the cut-off line: the parser's written + rejected.
-    assert quality.count_data_rows(samples / "yellow_tripdata_2021-01.sample.csv.gz") == 22793
 
 
 def test_profile_and_warnings_on_a_month_with_stray_dates(tmp_path):
@@ -115,7 +80,7 @@ def test_profile_and_warnings_on_a_month_with_stray_dates(tmp_path):
     src.write_text("\n".join([Y_HEADER, *rows]) + "\n")
     out = tmp_path / "y.parquet"
     csv_to_parquet(src, out, YELLOW, JUN)
-    p = quality.profile_trips(out, YELLOW, JUN)
+    p = profile.profile_trips(out, YELLOW, JUN)
     assert (p["rows"], p["pickups_in_month"], p["dropoff_before_pickup"]) == (100, 94, 2)
     assert (p["negative_totals"], p["pickup_location_nulls"], p["passenger_count_nulls"]) == (
         1,
@@ -123,7 +88,7 @@ def test_profile_and_warnings_on_a_month_with_stray_dates(tmp_path):
         1,
     )
     assert (p["min_pickup"], p["max_pickup"]) == ("2008-12-31 23:00:00", "2020-06-04 10:00:00")
-    outcomes = {o.name: o for o in quality.warning_outcomes("yellow", p)}
+    outcomes = _warnings(YELLOW, p)
     assert {n: (o.passed, o.severity) for n, o in outcomes.items()} == {
         "pickups_in_month": (False, "WARN"),
         "dropoff_after_pickup": (False, "WARN"),
@@ -140,11 +105,12 @@ def test_profile_and_warnings_on_a_month_with_stray_dates(tmp_path):
 def test_fhv_has_no_money_or_passenger_checks(tmp_path):
     src = generator.write_month("fhv", JUN, 2000, tmp_path / "f.csv.gz")
     csv_to_parquet(src, tmp_path / "f.parquet", FHV, JUN)
-    p = quality.profile_trips(tmp_path / "f.parquet", FHV, JUN)
-    names = [o.name for o in quality.warning_outcomes("fhv", p)]
+    p = profile.profile_trips(tmp_path / "f.parquet", FHV, JUN)
+    warnings = [c for c in quality.checks_for("lake", FHV) if not c.blocking]
+    names = [c.outcome(quality.Evidence(FHV, JUN, figures=p)).name for c in warnings]
     assert (
         names
-        == quality.warning_names("fhv", FHV)
+        == [c.name for c in warnings]
         == [
             "pickups_in_month",
             "dropoff_after_pickup",
@@ -158,7 +124,18 @@ def test_fhv_has_no_money_or_passenger_checks(tmp_path):
 def test_zone_outcomes(tmp_path, samples):
     good = tmp_path / "z.parquet"
     csv_to_parquet(samples / "taxi+_zone_lookup.csv", good, TAXI_ZONES, None)
-    assert [(o.name, o.passed) for o in quality.zone_outcomes(good)] == [
+
+    def zones(path) -> list[quality.Outcome]:
+        figures = profile.zone_figures(path)
+        return [
+            o
+            for o in quality.evaluate(
+                "lake", quality.Evidence(TAXI_ZONES, schema=pq.read_schema(path), figures=figures)
+            )
+            if o.name != "schema_matches_contract"
+        ]
+
+    assert [(o.name, o.passed) for o in zones(good)] == [
         ("unique_location_ids", True),
         ("borough_present", True),
     ]
@@ -166,7 +143,7 @@ def test_zone_outcomes(tmp_path, samples):
     text = text.replace('\n2,"Queens"', '\n1,"Queens"')
     (tmp_path / "bad.csv").write_text(text)
     csv_to_parquet(tmp_path / "bad.csv", tmp_path / "bad.parquet", TAXI_ZONES, None)
-    unique, borough = quality.zone_outcomes(tmp_path / "bad.parquet")
+    unique, borough = zones(tmp_path / "bad.parquet")
     assert (unique.passed, borough.passed) == (False, False)
     assert unique.description == (
         "265 rows with 264 distinct location ids (0 null); expected 265 unique ids"
@@ -175,7 +152,52 @@ def test_zone_outcomes(tmp_path, samples):
 
 
 def test_counted_once():
-    assert quality.counted_once_outcome({"yellow": 5, "fhv": 2}, {"yellow": 5, "fhv": 2}).passed
-    bad = quality.counted_once_outcome({"yellow": 6}, {"yellow": 5, "fhv": 0})
+    from lake_assets.schemas import TRIPS_BY_ZONE_MONTHLY
+
+    def counted(mart: dict, source: dict) -> quality.Outcome:
+        return _one(
+            "every_trip_counted_once",
+            contract=TRIPS_BY_ZONE_MONTHLY,
+            mart_trips=mart,
+            source_trips=source,
+        )
+
+    assert counted({"yellow": 5, "fhv": 2}, {"yellow": 5, "fhv": 2}).passed
+    bad = counted({"yellow": 6}, {"yellow": 5, "fhv": 0})
     assert not bad.passed
     assert bad.description == "yellow: 6 in the mart vs 5 in the table"
+
+
+def test_the_registry_is_the_one_list_of_checks():
+    from lake_assets.schemas import GREEN, SERVICE_SUMMARY_MONTHLY, TableContract
+
+    names = lambda layer, contract: [c.name for c in quality.checks_for(layer, contract)]  # noqa: E731
+    assert names("lake", YELLOW) == [
+        "schema_matches_contract",
+        "month_not_empty",
+        "rows_accounted_for",
+        "pickups_in_month",
+        "dropoff_after_pickup",
+        "location_ids_present",
+        "negative_totals",
+        "passenger_count_present",
+    ]
+    assert names("lake", TAXI_ZONES) == [
+        "schema_matches_contract",
+        "unique_location_ids",
+        "borough_present",
+    ]
+    assert names("warehouse", GREEN) == ["slice_matches_lake"]
+    assert names("marts", SERVICE_SUMMARY_MONTHLY) == ["every_trip_counted_once"]
+    assert all(c.description for c in quality.CHECKS.values())
+    # A new service's contract needs no entry anywhere else: the defaults apply.
+    new = TableContract("taxi_tripdata", YELLOW.columns, "a new service")
+    assert names("lake", new) == names("lake", YELLOW)
+    assert FHV.threshold("location_ids_present", 0.01) == 0.95
+    assert new.threshold("location_ids_present", 0.01) == 0.01
+    assert quality.recorded_figures("lake", FHV) == [
+        "pickups_in_month_share",
+        "dropoff_before_pickup_share",
+        "pickup_location_null_rate",
+        "dropoff_location_null_rate",
+    ]

@@ -5,32 +5,16 @@ from collections.abc import Iterable
 import dagster as dg
 
 from lake_assets import quality
+from lake_assets.schemas import TableContract
 
 _SEVERITY = {quality.ERROR: dg.AssetCheckSeverity.ERROR, quality.WARN: dg.AssetCheckSeverity.WARN}
 
-DESCRIPTIONS = {
-    quality.SCHEMA_MATCHES_CONTRACT: "The Parquet schema equals the service contract.",
-    quality.NOT_EMPTY: "The month has at least one row.",
-    quality.ROWS_ACCOUNTED_FOR: "Rows in the raw file = rows written + rows quarantined.",
-    quality.PICKUPS_IN_MONTH: "At least 99% of pickups fall inside the partition month.",
-    quality.DROPOFF_AFTER_PICKUP: "At most 0.1% of trips end before they start.",
-    quality.NEGATIVE_TOTALS: "At most 1% of trips have a negative total_amount.",
-    quality.LOCATION_IDS_PRESENT: "Pickup and dropoff zone ids are rarely null.",
-    quality.PASSENGER_COUNT_PRESENT: "passenger_count is null in at most 5% of trips.",
-    quality.SLICE_MATCHES_LAKE: "The warehouse slice has exactly the lake file's rows.",
-    quality.UNIQUE_LOCATION_IDS: "265 zones, each location id exactly once.",
-    quality.BOROUGH_PRESENT: "Every zone has a borough.",
-    quality.EVERY_TRIP_COUNTED_ONCE: "Per service, the mart's trips equal the trip table's.",
-}
 
-
-def specs(key: dg.AssetKey, blocking: Iterable[str], warnings: Iterable[str] = ()) -> list:
+def specs(key: dg.AssetKey, layer: str, contract: TableContract) -> list[dg.AssetCheckSpec]:
+    """The registered checks of layer for this table, as Dagster check specs."""
     return [
-        dg.AssetCheckSpec(name, asset=key, blocking=True, description=DESCRIPTIONS[name])
-        for name in blocking
-    ] + [
-        dg.AssetCheckSpec(name, asset=key, blocking=False, description=DESCRIPTIONS[name])
-        for name in warnings
+        dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
+        for c in quality.checks_for(layer, contract)
     ]
 
 
@@ -47,5 +31,5 @@ def results(outcomes: Iterable[quality.Outcome]) -> list[dg.AssetCheckResult]:
     ]
 
 
-def failed(outcomes: Iterable[quality.Outcome]) -> list[str]:
-    return [o.description for o in outcomes if not o.passed and o.severity == quality.ERROR]
+def failed(outcomes: list[quality.Outcome]) -> list[str]:
+    return [o.description for o in quality.failed_blocking(outcomes)]

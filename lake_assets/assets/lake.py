@@ -12,13 +12,6 @@ from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import IngestPolicy, LakeStorage
 from lake_assets.schemas import SERVICES, TAXI_ZONES, TableContract, contract_for
 
-TRIP_BLOCKING = (quality.SCHEMA_MATCHES_CONTRACT, quality.NOT_EMPTY, quality.ROWS_ACCOUNTED_FOR)
-ZONE_BLOCKING = (
-    quality.SCHEMA_MATCHES_CONTRACT,
-    quality.UNIQUE_LOCATION_IDS,
-    quality.BOROUGH_PRESENT,
-)
-
 
 def table_schema(contract: TableContract) -> dg.TableSchema:
     return dg.TableSchema(
@@ -44,8 +37,13 @@ def _convert(
     try:
         built = build()
     except convert.BadInputError as e:
+        hint = (
+            " Set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects file instead."
+            if e.line is not None and month is not None
+            else ""
+        )
         raise dg.Failure(
-            description=str(e),
+            description=f"{e}{hint}",
             metadata={"file": e.file, "line": e.line, "column": e.column, "value": e.value},
             allow_retries=False,
         ) from e
@@ -68,15 +66,8 @@ def _convert(
         "seconds": round(seconds, 3),
         "rows_per_second": round(result.rows_read / seconds) if seconds > 0 else 0,
     }
-    # Numeric figures per month, so the UI plots them across partitions.
-    for key in (
-        "pickups_in_month_share",
-        "dropoff_before_pickup_share",
-        "pickup_location_null_rate",
-        "dropoff_location_null_rate",
-        "passenger_count_null_rate",
-        "negative_total_share",
-    ):
+    # The figures the checks judge, per month, so the UI plots them across partitions.
+    for key in quality.recorded_figures(identity.LAKE, contract):
         if key in figures:
             metadata[key] = float(figures[key])
     if built.rejects_uri:
@@ -106,7 +97,7 @@ def build_lake_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> 
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"parquet", "duckdb"},
         metadata={"dagster/column_schema": table_schema(contract)},
-        check_specs=checks.specs(key, TRIP_BLOCKING, quality.warning_names(service, contract)),
+        check_specs=checks.specs(key, identity.LAKE, contract),
         description=(
             f"The month's {service} trips as zstd Parquet with the fixed {contract.name} schema. "
             "Rows that do not fit fail the step, or go to a rejects file with "
@@ -158,7 +149,7 @@ LAKE_ZONES_KEY = dg.AssetKey(identity.zones_key(identity.LAKE))
     automation_condition=FOLLOW_UPSTREAM,
     kinds={"parquet", "duckdb"},
     metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
-    check_specs=checks.specs(LAKE_ZONES_KEY, ZONE_BLOCKING),
+    check_specs=checks.specs(LAKE_ZONES_KEY, identity.LAKE, TAXI_ZONES),
 )
 def lake_taxi_zones(
     context: dg.AssetExecutionContext, lake: LakeStorage, ingest: IngestPolicy

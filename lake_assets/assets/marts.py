@@ -29,7 +29,7 @@ SOURCES = [dg.AssetKey(identity.trip_key(identity.WAREHOUSE, s)) for s in SERVIC
 
 def _build(
     warehouse: Warehouse, contract: TableContract, month: date, select_sql: str
-) -> tuple[dict, quality.Outcome]:
+) -> tuple[dict, list[quality.Outcome]]:
     started = time.monotonic()
     result = warehouse.replace_month_from_query(contract, month, select_sql)
     seconds = time.monotonic() - started
@@ -42,8 +42,14 @@ def _build(
         )
     )
     source = dict(warehouse.query(marts_sql.trips_per_service_sql(ds), {"month": month}))
-    outcome = quality.counted_once_outcome(
-        {s: int(n) for s, n in mart.items()}, {s: int(n) for s, n in source.items()}
+    outcomes = quality.evaluate(
+        identity.MARTS,
+        quality.Evidence(
+            contract,
+            month,
+            mart_trips={s: int(n) for s, n in mart.items()},
+            source_trips={s: int(n) for s, n in source.items()},
+        ),
     )
     metadata = {
         "dagster/row_count": result.slice_rows,
@@ -52,7 +58,7 @@ def _build(
         "seconds": round(seconds, 3),
         **{f"{s}_trips": int(source.get(s, 0)) for s in SERVICES},
     }
-    return metadata, outcome
+    return metadata, outcomes
 
 
 def build_mart_asset(
@@ -77,7 +83,7 @@ def build_mart_asset(
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
-        check_specs=checks.specs(key, [quality.EVERY_TRIP_COUNTED_ONCE]),
+        check_specs=checks.specs(key, identity.MARTS, contract),
         backfill_policy=RANGE_IN_ONE_RUN,
         description=description,
     )
@@ -88,7 +94,7 @@ def build_mart_asset(
             warehouse.ensure_table(c)
 
         def build(month: date) -> ranges.MonthDone:
-            metadata, outcome = _build(warehouse, contract, month, select_sql(ds))
+            metadata, outcomes = _build(warehouse, contract, month, select_sql(ds))
             rows = warehouse.query(
                 f"SELECT {', '.join(preview_columns)} FROM {ds}.{contract.name} "
                 f"WHERE source_month = $month ORDER BY {preview_order} LIMIT 10",
@@ -97,7 +103,7 @@ def build_mart_asset(
             metadata[preview_name] = dg.MetadataValue.md(
                 ranges.markdown_table(list(preview_columns.values()), rows)
             )
-            return ranges.MonthDone(month, metadata, [outcome])
+            return ranges.MonthDone(month, metadata, outcomes)
 
         yield from ranges.run_months(
             context,

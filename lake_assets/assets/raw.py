@@ -43,6 +43,14 @@ def _landed(lake: LakeStorage, previous: dict, lake_meta: dict) -> str | None:
     return None
 
 
+# What a user can change when a download waits too long (the Dagster-free fetch module does not
+# know the settings' names).
+_SETTING_HINTS = {
+    fetch.ReadTimedOut: "TLC_HTTP_TIMEOUT sets how long one read may wait",
+    fetch.DeadlineExceeded: "TLC_DOWNLOAD_DEADLINE sets the deadline",
+}
+
+
 def _retryable(e: BaseException) -> bool:
     """Failures a later attempt can get past: the source's 5xx/timeouts and dropped connections.
     Everything else (a 404, a corrupt file, a lake folder that cannot exist, a full disk) fails
@@ -91,6 +99,10 @@ def _land(
                         lake.delete(other)  # one candidate per month, whatever its format
                 lake.put_file(staged, landed)
     except Exception as e:
+        hint = _SETTING_HINTS.get(type(e))
+        if hint:
+            # Still transient: the retry policy takes it, now saying which setting to turn.
+            raise type(e)(f"{e} ({hint})") from e
         if _retryable(e):
             raise  # the retry policy takes it from here
         description = str(e) if isinstance(e, fetch.SourceError) else f"{type(e).__name__}: {e}"

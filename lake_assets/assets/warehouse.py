@@ -5,7 +5,7 @@ from datetime import date
 
 import dagster as dg
 
-from lake_assets import identity, quality, steps
+from lake_assets import identity, steps
 from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
 from lake_assets.automation import FOLLOW_UPSTREAM
@@ -35,7 +35,7 @@ def build_warehouse_trip_asset(
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
-        check_specs=checks.specs(key, [quality.SLICE_MATCHES_LAKE]),
+        check_specs=checks.specs(key, identity.WAREHOUSE, contract),
         description=(
             f"Table nyc_taxi.{contract.name}: each partition is the slice whose source_month is "
             "that month, replaced in one transaction from the lake Parquet."
@@ -56,7 +56,7 @@ def build_warehouse_trip_asset(
                 "seconds": round(seconds, 3),
                 "rows_per_second": round(result.rows_loaded / seconds) if seconds > 0 else 0,
             }
-            return ranges.MonthDone(month, metadata, [step.outcome])
+            return ranges.MonthDone(month, metadata, step.outcomes)
 
         yield from ranges.run_months(
             context,

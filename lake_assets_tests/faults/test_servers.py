@@ -33,8 +33,12 @@ def _kept(stack) -> None:
     "fault, says, attempts",
     [
         ("cut", "body ended after", 4),
-        ("hang", "the server sent nothing for 2 s (TLC_HTTP_TIMEOUT) after 0 bytes", 4),
-        ("trickle", "gave up after", 4),
+        (
+            "hang",
+            "sent nothing for 2 s after 0 bytes; gave up after 2.0 s (TLC_HTTP_TIMEOUT sets",
+            4,
+        ),
+        ("trickle", "(TLC_DOWNLOAD_DEADLINE sets the deadline)", 4),
         ("html", "with an HTML page (Content-Type text/html)", 1),
     ],
 )
@@ -50,6 +54,8 @@ def test_a_faulty_server_fails_naming_it_and_keeps_the_month(stack, fault, says,
     seconds = time.monotonic() - started
     assert code != 0
     assert says in out
+    if fault == "hang":
+        assert "(TLC_HTTP_TIMEOUT sets how long one read may wait)" in out
     assert stack.server.behaviour.hits.get(PATH, 0) - before == attempts
     print(f"{fault}: failed after {attempts} attempt(s) in {seconds:.1f} s")
     _kept(stack)
