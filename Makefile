@@ -62,8 +62,8 @@ materialize: $(STAMP) instance
 		--select '$(SELECT)' $(if $(PARTITION),--partition '$(PARTITION)')
 
 lint: $(STAMP)
-	$(BIN)/ruff check lake_assets lake_assets_tests
-	$(BIN)/ruff format --check lake_assets lake_assets_tests
+	$(BIN)/ruff check lake_assets lake_assets_tests lake_dev
+	$(BIN)/ruff format --check lake_assets lake_assets_tests lake_dev
 
 # Stages: lint, everything local, LAKE_ENV=gcp against the emulators, then the fault suite
 # (real kills and faulty servers against the CLI).
@@ -80,17 +80,17 @@ test-gcp: $(STAMP) $(BQEMU_STAMP)
 		$(BIN)/python -m pytest -m gcp
 
 demo: $(STAMP) instance
-	$(DEMO_ENV) $(BIN)/python -m lake_assets.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
+	$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
 # fake-gcs-server on 127.0.0.1:4443 and bqemulator on 127.0.0.1:9050, in the foreground.
 gcp-emulators: $(STAMP) $(BQEMU_STAMP)
-	BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
-		$(BIN)/python -m lake_assets.emulators --dir '$(GCP_EMULATOR_DIR)'
+	$(BIN)/python -m lake_dev.emulators --dir '$(GCP_EMULATOR_DIR)' \
+		--bqemu-python '$(CURDIR)/$(BQEMU_VENV)/bin/python'
 
 # The demo with LAKE_ENV=gcp: starts both emulators on free ports, runs, stops them.
 demo-gcp: $(STAMP) $(BQEMU_STAMP) instance
-	$(DEMO_ENV) BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
-		$(BIN)/python -m lake_assets.demo --gcp-emulators '$(GCP_EMULATOR_DIR)' \
+	$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --gcp-emulators '$(GCP_EMULATOR_DIR)' \
+		--bqemu-python '$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		--months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
 dev: $(STAMP) instance
@@ -99,10 +99,10 @@ dev: $(STAMP) instance
 
 # Generates the month once (build/bench/data), then runs every case as its own process.
 bench: $(STAMP)
-	$(BIN)/python -m lake_assets.bench --rows 7500000 --rounds 3 --out build/bench.json
+	$(BIN)/python -m lake_dev.bench --rows 7500000 --rounds 3 --out build/bench.json
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m lake_assets.bench --quick --out build/bench-quick.json
+	$(BIN)/python -m lake_dev.bench --quick --out build/bench-quick.json
 
 clean:
 	rm -rf data/demo data/gcp-emulators build .pytest_cache

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets import generator
 from lake_assets.definitions import build_definitions
 from lake_assets.settings import Settings
+from lake_dev import generator
 
 REPO = Path(__file__).resolve().parent.parent
 # Where the real TLC samples are: TLC_SAMPLES_DIR, else ../shared/data/tlc beside the repo.
@@ -241,10 +241,12 @@ def gcp_emulators(tmp_path_factory):
     `make test` builds bqemulator's virtualenv first. Run by hand without it, these tests skip
     saying so; under CI a missing emulator is a failure, not a skip.
     """
-    from lake_assets import emulators
+    from lake_dev import emulators
 
     try:
-        emu = emulators.start(tmp_path_factory.mktemp("gcp-emulators"))
+        emu = emulators.start(
+            tmp_path_factory.mktemp("gcp-emulators"), bqemu_python=os.environ.get("BQEMU_PYTHON")
+        )
     except emulators.EmulatorError as e:
         if os.environ.get("CI"):
             raise

@@ -8,7 +8,6 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lake_assets import generator
 from lake_assets.schemas import SERVICES, arrow_schema, contract_for
 from lake_assets_tests.helpers import (
     MARTS,
@@ -20,6 +19,7 @@ from lake_assets_tests.helpers import (
     month_counts,
     trip_selection,
 )
+from lake_dev import generator
 
 ROWS = {"yellow": 3000, "green": 800, "fhv": 1500}
 
@@ -341,7 +341,7 @@ def test_a_range_failing_midway_records_the_months_before_it(http_server, settin
 
 
 def test_demo_summary_reads_through_the_resources(http_server, settings, defs):
-    from lake_assets import demo
+    from lake_dev import demo
 
     http_server.publish("green", "2021-01", 250)
     assert materialize(defs, ZONES).success

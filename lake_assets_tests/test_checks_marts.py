@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets import generator
 from lake_assets.schemas import SERVICES
 from lake_assets_tests.helpers import (
     MARTS,
@@ -20,6 +19,7 @@ from lake_assets_tests.helpers import (
     month_counts,
     trip_selection,
 )
+from lake_dev import generator
 
 ROWS = {"yellow": 700, "green": 300, "fhv": 400}
 

@@ -6,9 +6,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lake_assets import generator
 from lake_assets.convert import BadInputError, csv_to_parquet, write_rejects
 from lake_assets.schemas import FHV, GREEN, TAXI_ZONES, YELLOW, arrow_schema, contract_for
+from lake_dev import generator
 
 JAN19, JAN21 = date(2019, 1, 1), date(2021, 1, 1)
 Y_HEADER = ",".join(generator.YELLOW_HEADER)

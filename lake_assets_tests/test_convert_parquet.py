@@ -7,9 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake_assets import formats, generator
+from lake_assets import formats
 from lake_assets.convert import BadInputError, to_parquet
 from lake_assets.schemas import SERVICES, arrow_schema, contract_for
+from lake_dev import generator
 
 JAN24 = date(2024, 1, 1)
 

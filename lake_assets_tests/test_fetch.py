@@ -92,7 +92,7 @@ def test_unsupported_scheme():
 def test_cut_parquet_is_corrupt(http_server, tmp_path):
     from datetime import date
 
-    from lake_assets import generator
+    from lake_dev import generator
 
     src = generator.write_month_parquet("yellow", date(2024, 1, 1), 2000, tmp_path / "y.parquet")
     data = src.read_bytes()

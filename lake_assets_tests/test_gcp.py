@@ -224,7 +224,7 @@ def test_emulators_never_look_up_google_credentials(gcp_settings, monkeypatch):
 
 
 def test_demo_summary_reads_bigquery_and_the_bucket(http_server, gcp_settings):
-    from lake_assets import demo
+    from lake_dev import demo
 
     http_server.publish("green", "2021-01", 250)
     defs = build_definitions(gcp_settings)

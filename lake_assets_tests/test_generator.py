@@ -1,7 +1,7 @@
 import gzip
 from datetime import date
 
-from lake_assets import generator
+from lake_dev import generator
 
 
 def _lines(path):

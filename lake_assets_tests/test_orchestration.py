@@ -156,7 +156,7 @@ def any_instance(request, tmp_path):
 
 
 def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, webhook, any_instance):
-    from lake_assets import generator
+    from lake_dev import generator
 
     instance = any_instance
     alerts = AlertWebhook(url=webhook.url)

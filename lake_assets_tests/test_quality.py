@@ -5,9 +5,10 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake_assets import generator, profile, quality
+from lake_assets import profile, quality
 from lake_assets.convert import csv_to_parquet
 from lake_assets.schemas import FHV, TAXI_ZONES, YELLOW, arrow_schema
+from lake_dev import generator
 
 JUN = date(2020, 6, 1)
 Y_HEADER = ",".join(generator.YELLOW_HEADER)

@@ -12,9 +12,9 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from lake_assets import generator
 from lake_assets.definitions import build_definitions
 from lake_assets_tests.helpers import failure_message, materialize, month_counts, trip_selection
+from lake_dev import generator
 
 GREEN = trip_selection("green")
 

@@ -6,11 +6,11 @@ from datetime import date
 import duckdb
 import pytest
 
-from lake_assets import generator
 from lake_assets.convert import csv_to_parquet
 from lake_assets.resources import DuckDBWarehouse, LocalLake
 from lake_assets.schemas import GREEN
 from lake_assets_tests.helpers import hold_duckdb_lock
+from lake_dev import generator
 
 JAN, FEB = date(2020, 1, 1), date(2020, 2, 1)
 

@@ -1,7 +1,6 @@
 import pyarrow as pa
 import pytest
 
-from lake_assets import generator
 from lake_assets.schemas import (
     FHV,
     GREEN,
@@ -13,6 +12,7 @@ from lake_assets.schemas import (
     contract_for,
     duckdb_ddl,
 )
+from lake_dev import generator
 
 
 def test_services_are_the_public_three():

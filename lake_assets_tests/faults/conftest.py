@@ -19,8 +19,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lake_assets import generator, instance
+from lake_assets import instance
 from lake_assets_tests.conftest import REPO, SOURCE_TEMPLATE, FileServer
+from lake_dev import generator
 
 BIN = Path(sys.executable).parent
 CONFIG = REPO / "dagster_home" / "dagster.yaml"

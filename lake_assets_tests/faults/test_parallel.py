@@ -10,9 +10,10 @@ from datetime import date
 
 import pytest
 
-from lake_assets import generator, instance
+from lake_assets import instance
 from lake_assets_tests.conftest import REPO
 from lake_assets_tests.faults.conftest import Stack
+from lake_dev import generator
 
 pytestmark = pytest.mark.faults
 

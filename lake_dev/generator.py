@@ -5,7 +5,7 @@ formats: each service's header for its era, blanks where the TLC leaves them, a 
 when the last column is empty (green 2019-01), out-of-month pickups, refunds with negative
 amounts, and the DataTalksClub 7-column fhv header. No Dagster import.
 
-    python -m lake_assets.generator --out data/mirror --months 2021-01 2021-02 --rows 5000
+    python -m lake_dev.generator --out data/mirror --months 2021-01 2021-02 --rows 5000
 """
 
 from __future__ import annotations

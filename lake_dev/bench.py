@@ -5,8 +5,8 @@ machine settle; the parent samples the resident memory and CPU time of the whole
 Medians over rounds are reported, and each lake_assets/baseline ratio is taken within one round
 and then its median, so a noisy neighbour affects both sides of a ratio alike.
 
-    python -m lake_assets.bench --rows 7500000 --rounds 3
-    python -m lake_assets.bench --quick            # 1M rows, 1 round: about a minute
+    python -m lake_dev.bench --rows 7500000 --rounds 3
+    python -m lake_dev.bench --quick            # 1M rows, 1 round: about a minute
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ FLOOR_DESCRIPTIONS = {
 TRIP_STEPS = "lake/yellow_tripdata,warehouse/yellow_tripdata"
 
 
-# --- the cases, each run in a child process: `python -m lake_assets.bench --case NAME` ---
+# --- the cases, each run in a child process: `python -m lake_dev.bench --case NAME` ---
 
 
 class Stages:
@@ -331,8 +331,14 @@ def _source_url(src: Path) -> str:
     return src.parent.parent.as_uri() + "/{service}/{service}_tripdata_{year}-{month}.csv.gz"
 
 
+# lake_dev is not installed: its case processes find it from the repository root.
+REPO = Path(__file__).resolve().parent.parent
+
+
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLC_", "LAKE_", "DUCKDB_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _cli_env(src: Path, work: Path, **extra: str) -> dict[str, str]:
@@ -355,7 +361,7 @@ def _materialize_cmd(*partition: str) -> list[str]:
 
 def _command(case: str, src: Path, work: Path) -> tuple[list[str], dict[str, str]]:
     if case != "dagster_cli":
-        cmd = [sys.executable, "-m", "lake_assets.bench", "--case", case]
+        cmd = [sys.executable, "-m", "lake_dev.bench", "--case", case]
         return cmd + ["--src", str(src), "--work", str(work)], {**_clean_env(), "DAGSTER_HOME": ""}
     return _materialize_cmd("--partition", MONTH_KEY), _cli_env(src, work)
 
@@ -457,7 +463,7 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
 
 def month_files(root: Path, rows: int, count: int) -> list[Path]:
     """count consecutive months from MONTH, rows each, generated once and kept under root."""
-    from lake_assets import generator
+    from lake_dev import generator
 
     # Keyed by the generator's source too: a month made by an older generator is not reused.
     tag = hashlib.sha256(Path(generator.__file__).read_bytes()).hexdigest()[:12]

@@ -6,7 +6,7 @@ folders of a filesystem root. bqemulator lives in its own virtualenv (BQEMU_PYTH
 fake-gcs-server's root through BQEMU_GCS_LOCAL_ROOT. Offline it would try to download DuckDB's
 spatial extension at start, so the launcher skips that load (no spatial SQL is used here).
 
-No Dagster import: `python -m lake_assets.emulators` runs both in the foreground and prints the
+No Dagster import: `python -m lake_dev.emulators` runs both in the foreground and prints the
 variables to export.
 """
 
@@ -155,7 +155,7 @@ def start(
     timeout: float = 60.0,
 ) -> Emulators:
     """Start both emulators (port 0: a free one) and create the bucket; stop() ends them."""
-    python = Path(bqemu_python or os.environ.get("BQEMU_PYTHON") or DEFAULT_BQEMU_PYTHON)
+    python = Path(bqemu_python or DEFAULT_BQEMU_PYTHON)
     if not python.exists():
         raise EmulatorError(
             f"bqemulator's virtualenv is missing ({python}); `make gcp-emulators` builds it"
@@ -215,6 +215,7 @@ def start(
                 "--log-level",
                 "warning",
             ],
+            # bqemulator's own setting: its child environment, not ours.
             env={**os.environ, "BQEMU_GCS_LOCAL_ROOT": str(gcs_root)},
         )
         emu.processes.append(bq)
@@ -235,10 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", default=DEFAULT_BUCKET)
     parser.add_argument("--gcs-port", type=int, default=4443)
     parser.add_argument("--bq-port", type=int, default=9050)
+    parser.add_argument("--bqemu-python", default=DEFAULT_BQEMU_PYTHON, help="bqemulator's venv")
     args = parser.parse_args(argv)
     root = Path(args.dir)
     emu = start(
-        root, project=args.project, bucket=args.bucket, gcs_port=args.gcs_port, bq_port=args.bq_port
+        root,
+        project=args.project,
+        bucket=args.bucket,
+        gcs_port=args.gcs_port,
+        bq_port=args.bq_port,
+        bqemu_python=args.bqemu_python,
     )
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in emu.env().items())
     (root / "env.sh").write_text(exports)

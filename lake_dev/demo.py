@@ -13,13 +13,13 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import date
 from pathlib import Path
 
-from lake_assets import emulators, generator
+from lake_assets import identity
 from lake_assets.resources.build import build_backend
-from lake_assets.schemas import SERVICES, TAXI_ZONES
+from lake_assets.schemas import MART_CONTRACTS, SERVICES, TAXI_ZONES
 from lake_assets.settings import Settings
+from lake_dev import emulators, generator
 
 
 def _mirror_root(settings: Settings) -> Path:
@@ -31,13 +31,13 @@ def _mirror_root(settings: Settings) -> Path:
     return Path(path.split("{service}")[0])
 
 
-def _materialize(select: str, partition: str | None) -> float:
+def _materialize(select: str, partition: str | None, env: dict[str, str]) -> float:
     cmd = ["dagster", "asset", "materialize", "-m", "lake_assets.definitions", "--select", select]
     if partition:
         cmd += ["--partition", partition]
     print("$ " + " ".join(cmd), flush=True)
     started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
         raise SystemExit(f"materialize failed for {select} {partition or ''}")
@@ -73,7 +73,7 @@ def summary(settings: Settings) -> str:
 def top_zones(settings: Settings, month: str, limit: int = 10) -> str:
     _, warehouse = build_backend(settings, resolved=True)
     ds = warehouse.dataset
-    first = {"month": date(int(month[:4]), int(month[5:7]), 1)}
+    first = {"month": identity.month_of(month)}
     rows = warehouse.query(
         "SELECT service, pickup_borough, pickup_zone, trips, revenue "
         f"FROM {ds}.trips_by_zone_monthly WHERE source_month = $month "
@@ -110,33 +110,40 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIR",
         help="run with LAKE_ENV=gcp against GCS and BigQuery emulators started in DIR",
     )
+    p.add_argument("--bqemu-python", help="bqemulator's virtualenv python (with --gcp-emulators)")
     args = p.parse_args(argv)
+    # The demo's environment: this process's, plus the emulators' endpoints. Both the settings
+    # and the CLI runs are given it; this process's own environment is never changed.
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
     if args.gcp_emulators:
-        emu = emulators.start(Path(args.gcp_emulators))
-        os.environ.update(emu.env())
+        emu = emulators.start(Path(args.gcp_emulators), bqemu_python=args.bqemu_python)
+        env.update(emu.env())
         print(f"GCS emulator {emu.storage_host}, BigQuery emulator {emu.bigquery_host}")
         try:
-            return _run(args)
+            return _run(args, env)
         finally:
             emu.stop()
-    return _run(args)
+    return _run(args, env)
 
 
-def _run(args: argparse.Namespace) -> None:
-    settings = Settings.from_env()
-    months = [date(int(m[:4]), int(m[5:7]), 1) for m in args.months]
+def _run(args: argparse.Namespace, env: dict[str, str]) -> None:
+    settings = Settings.from_env(env)
+    months = [identity.month_of(m) for m in args.months]
     root = _mirror_root(settings)
     rows = {"yellow": args.rows, "green": max(1, args.rows // 4), "fhv": max(1, args.rows // 2)}
     print(f"writing an offline mirror to {root}", flush=True)
     generator.write_mirror(root, SERVICES, months, rows)
-    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
-    _materialize("raw/taxi_zones,lake/taxi_zones,warehouse/taxi_zones", None)
+    zones = ",".join(
+        identity.key_string(identity.zones_key(layer)) for layer in identity.TRIP_LAYERS
+    )
+    _materialize(zones, None, env)
     trips = ",".join(
-        [f"{layer}/{s}_tripdata" for s in SERVICES for layer in ("raw", "lake", "warehouse")]
-        + ["marts/trips_by_zone_monthly", "marts/service_summary_monthly"]
+        identity.trip_selection(SERVICES)
+        + [identity.key_string(identity.mart_key(c.name)) for c in MART_CONTRACTS]
     )
     for month in args.months:
-        seconds = _materialize(trips, month)
+        seconds = _materialize(trips, month, env)
         print(f"  {month}: raw -> lake -> warehouse -> marts in {seconds:.1f}s")
     print()
     print(summary(settings))
