@@ -8,17 +8,16 @@ import sys
 import dagster as dg
 import duckdb
 
-from lake_assets.schemas import SERVICES
-
-TRIP_LAYERS = ("raw", "lake", "warehouse")
-
-
-def trip_selection(*services: str, layers=TRIP_LAYERS) -> list[str]:
-    return [f"{layer}/{s}_tripdata" for s in (services or SERVICES) for layer in layers]
+from lake_assets import identity
+from lake_assets.schemas import MART_CONTRACTS, SERVICES
 
 
-ZONES = ["raw/taxi_zones", "lake/taxi_zones", "warehouse/taxi_zones"]
-MARTS = ["marts/trips_by_zone_monthly", "marts/service_summary_monthly"]
+def trip_selection(*services: str, layers: tuple[str, ...] = identity.TRIP_LAYERS) -> list[str]:
+    return identity.trip_selection(services or SERVICES, layers)
+
+
+ZONES = [identity.key_string(identity.zones_key(layer)) for layer in identity.TRIP_LAYERS]
+MARTS = [identity.key_string(identity.mart_key(c.name)) for c in MART_CONTRACTS]
 
 
 def materialize(defs: dg.Definitions, selection, partition: str | None = None, **kwargs):

@@ -1,7 +1,6 @@
 """Tier 3: the code location loads and exposes the public interface, in every environment."""
 
 import importlib
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -11,8 +10,8 @@ import yaml
 from lake_assets.definitions import build_definitions
 from lake_assets.partitions import build_monthly_partitions
 from lake_assets.settings import Settings
+from lake_assets_tests.conftest import REPO  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 # The partitions of the default settings.
 MONTHS = build_monthly_partitions(Settings())
 PUBLIC_KEYS = {

@@ -1,11 +1,31 @@
-"""Caching: an unchanged source keeps the landed file and skips the steps downstream."""
+"""Tier 2: raw/* materialized against a real lake and DuckDB file in tmp_path: landing, skip-
+unchanged and recovery, retries and the errors that fail at once.
+"""
 
+from __future__ import annotations
+
+import dataclasses
 import os
 import time
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from lake_assets_tests.helpers import materialize, month_counts, trip_selection
+from lake_assets.definitions import build_definitions
+from lake_assets_tests.helpers import (
+    ZONES,
+    failed_step,
+    failure_message,
+    materialize,
+    month_counts,
+    trip_selection,
+)
+
+
+def _lake_files(settings) -> list[str]:
+    root = Path(settings.lake_dir)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 def _events(result, event_type: str) -> set[str]:
@@ -19,6 +39,61 @@ def _raw_observations(instance: dg.DagsterInstance, key: str) -> list[dict]:
         | {"partition": r.partition_key}
         for r in records
     ]
+
+
+def _lake_version(instance: dg.DagsterInstance, service: str, month: str) -> tuple[str, str]:
+    record = instance.get_latest_data_version_record(
+        dg.AssetKey(["lake", f"{service}_tripdata"]), partition_key=month
+    )
+    materialization = record.asset_materialization
+    return materialization.tags["dagster/data_version"], materialization.metadata["sha256"].value
+
+
+GREEN = trip_selection("green")
+
+
+def _steps(result, event_type: str) -> set[str]:
+    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
+
+
+def _meta(result, key: str) -> dict:
+    for e in result.get_asset_materialization_events():
+        if e.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in e.materialization.metadata.items()}
+    raise KeyError(key)
+
+
+def test_truncated_download_keeps_the_landed_file(http_server, settings, defs):
+    src = http_server.publish("fhv", "2020-02", 2000)
+    assert materialize(defs, ["raw/fhv_tripdata"], "2020-02").success
+    # A raw landing waits as a candidate until a lake step has converted it.
+    landed = Path(settings.lake_dir) / "raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"
+    good = landed.read_bytes()
+    data = src.read_bytes()
+    http_server.put("fhv/fhv_tripdata_2020-02.csv.gz", data[: len(data) * 2 // 3])
+    result = materialize(defs, ["raw/fhv_tripdata"], "2020-02")
+    assert not result.success
+    assert "fhv_tripdata_2020-02.csv.gz: gzip stream is truncated" in failure_message(result)
+    assert landed.read_bytes() == good
+    assert _lake_files(settings) == ["raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"]
+
+
+def test_http_404_fails_at_once_with_the_url(http_server, settings, defs):
+    result = materialize(defs, trip_selection("green"), "2019-05")
+    assert not result.success
+    assert failed_step(result) == "raw__green_tripdata"
+    url = f"{http_server.url}/green/green_tripdata_2019-05.csv.gz"
+    assert f"{url}: HTTP 404 (not published there)" in failure_message(result)
+    assert http_server.behaviour.hits["/green/green_tripdata_2019-05.csv.gz"] == 1  # no retries
+    assert _lake_files(settings) == []
+
+
+def test_transient_errors_are_retried(http_server, settings, defs):
+    http_server.publish("yellow", "2019-02", 10)
+    http_server.behaviour.status["/yellow/yellow_tripdata_2019-02.csv.gz"] = [503, 503]
+    result = materialize(defs, ["raw/yellow_tripdata"], "2019-02")
+    assert result.success
+    assert http_server.behaviour.hits["/yellow/yellow_tripdata_2019-02.csv.gz"] == 3
 
 
 def test_conditional_request_skips_an_unchanged_month(http_server, settings, defs):
@@ -119,7 +194,6 @@ def test_a_landing_in_another_lake_on_the_same_instance_is_not_reused(
     from pathlib import Path
 
     from lake_assets.definitions import build_definitions
-    from lake_assets_tests.helpers import ZONES
 
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(build_definitions(settings), ZONES, instance=instance).success
@@ -132,19 +206,10 @@ def test_a_landing_in_another_lake_on_the_same_instance_is_not_reused(
     result = materialize(build_definitions(other), ZONES, instance=instance)
     assert result.success
     assert not _events(result, "STEP_SKIPPED")
-    import duckdb
 
     con = duckdb.connect(other.duckdb_path, read_only=True)
     assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
     con.close()
-
-
-def _lake_version(instance: dg.DagsterInstance, service: str, month: str) -> tuple[str, str]:
-    record = instance.get_latest_data_version_record(
-        dg.AssetKey(["lake", f"{service}_tripdata"]), partition_key=month
-    )
-    materialization = record.asset_materialization
-    return materialization.tags["dagster/data_version"], materialization.metadata["sha256"].value
 
 
 def test_rebuilding_a_month_from_the_same_landed_file_keeps_its_data_version(
@@ -164,3 +229,78 @@ def test_rebuilding_a_month_from_the_same_landed_file_keeps_its_data_version(
     os.utime(src, (time.time() + 60, time.time() + 60))
     assert materialize(defs, trip_selection("yellow"), "2021-05", instance=instance).success
     assert _lake_version(instance, "yellow", "2021-05")[0] != version
+
+
+def test_a_rerun_after_a_lost_warehouse_step_rebuilds_it_from_the_landed_file(
+    http_server, settings, defs
+):
+    """What a kill -9 during the warehouse step leaves: raw and lake of the new file, the
+    warehouse of the old one. The same command again must load the new month, not skip it."""
+    instance = dg.DagsterInstance.ephemeral()
+    http_server.publish("yellow", "2021-02", 100)
+    assert materialize(defs, trip_selection("yellow"), "2021-02", instance=instance).success
+    src = http_server.publish("yellow", "2021-02", 3000)
+    later = time.time() + 120
+    os.utime(src, (later, later))
+    partial = trip_selection("yellow", layers=("raw", "lake"))
+    assert materialize(defs, partial, "2021-02", instance=instance).success
+    assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-02": 100}
+
+    rerun = materialize(defs, trip_selection("yellow"), "2021-02", instance=instance)
+    assert rerun.success
+    assert not _steps(rerun, "STEP_SKIPPED")
+    assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-02": 3000}
+    raw = _meta(rerun, "raw/yellow_tripdata")
+    assert raw["rebuild_of"] == "warehouse/yellow_tripdata"
+    assert _meta(rerun, "warehouse/yellow_tripdata")["raw_sha256"] == raw["sha256"]
+    # Now the whole chain is built from the landed file: the next run skips.
+    quiet = materialize(defs, trip_selection("yellow"), "2021-02", instance=instance)
+    assert quiet.success
+    assert _steps(quiet, "STEP_SKIPPED") == {"lake__yellow_tripdata", "warehouse__yellow_tripdata"}
+
+
+def test_a_lake_folder_that_cannot_exist_fails_at_once(http_server, settings, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the lake's parent folder should be")
+    broken = dataclasses.replace(settings, lake_dir=str(blocker / "lake"))
+    http_server.publish("green", "2021-01", 10)
+    result = materialize(build_definitions(broken), ["raw/green_tripdata"], "2021-01")
+    assert not result.success
+    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert "NotADirectoryError" in failure_message(result)
+
+
+def test_transient_then_success_converges_with_exact_counts(http_server, settings, defs):
+    http_server.publish("green", "2021-02", 77)
+    http_server.behaviour.status["/green/green_tripdata_2021-02.csv.gz"] = [503]
+    result = materialize(defs, GREEN, "2021-02")
+    assert result.success
+    assert "raw__green_tripdata" in _steps(result, "STEP_UP_FOR_RETRY")
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-02": 77}
+
+
+def test_an_html_page_fails_at_once_and_keeps_the_month(http_server, settings, defs):
+    http_server.publish("green", "2021-05", 60)
+    assert materialize(defs, GREEN, "2021-05").success
+    http_server.behaviour.faults["/green/green_tripdata_2021-05.csv.gz"] = "html"
+    result = materialize(defs, GREEN, "2021-05")
+    assert not result.success
+    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert "with an HTML page (Content-Type text/html)" in failure_message(result)
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-05": 60}
+
+
+def test_stale_scratch_is_removed_by_the_next_step(http_server, settings, defs):
+    from lake_assets import scratch
+
+    staging = Path(settings.lake_dir) / ".staging"
+    stale = staging / f"{scratch.PREFIX}killed"
+    stale.mkdir(parents=True)
+    (stale / scratch.LOCK_NAME).touch()  # its owner is gone: nobody holds the lock
+    (stale / "download").write_bytes(b"x" * 1000)
+    (stale / "out.parquet.inprogress").write_bytes(b"x")
+    (stale / "duckdb_spill").mkdir()
+    http_server.publish("green", "2021-06", 20)
+    assert materialize(defs, GREEN, "2021-06").success
+    assert not stale.exists()
+    assert list(staging.iterdir()) == []

@@ -1,13 +1,22 @@
-"""Tier 2: real materializations into a tmp lake and a tmp DuckDB file, served over HTTP."""
+"""Tier 2: lake/* materialized for real: exact counts, one schema, bad rows, quarantine, the
+checks, and a bad file that never replaces a good one.
+"""
 
+from __future__ import annotations
+
+import dataclasses
 import hashlib
+import os
+import time
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from lake_assets.definitions import build_definitions
 from lake_assets.schemas import SERVICES, arrow_schema, contract_for
 from lake_assets_tests.helpers import (
     MARTS,
@@ -31,6 +40,68 @@ def _sha(path: Path) -> str:
 def _lake_files(settings) -> list[str]:
     root = Path(settings.lake_dir)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+ROWS = {"yellow": 700, "green": 300, "fhv": 400}
+
+
+def _checks(result) -> dict[tuple[str, str], object]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def _steps(result, event_type: str) -> set[str]:
+    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
+
+
+def _load_every_service(http_server, defs, month: str):
+    for service in SERVICES:
+        http_server.publish(service, month, ROWS[service])
+    assert materialize(defs, ZONES).success
+    result = materialize(defs, trip_selection() + MARTS, month)
+    assert result.success
+    return result
+
+
+GREEN = trip_selection("green")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _steps(result, event_type: str) -> set[str]:
+    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
+
+
+def _republish(http_server, service: str, month: str, data: bytes) -> None:
+    src = http_server.put(f"{service}/{service}_tripdata_{month}.csv.gz", data)
+    later = time.time() + 120
+    os.utime(src, (later, later))  # a new Last-Modified: the source changed
+
+
+def _meta(result, key: str) -> dict:
+    for e in result.get_asset_materialization_events():
+        if e.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in e.materialization.metadata.items()}
+    raise KeyError(key)
+
+
+def _bad_row_file(month: str) -> bytes:
+    """A green month whose third data row (line 4) has text in passenger_count."""
+    import datetime
+
+    y, m = (int(x) for x in month.split("-"))
+    text = generator.gzip_text(
+        generator.write_month("green", datetime.date(y, m, 1), 40, Path(f"/tmp/_g{os.getpid()}.gz"))
+    )
+    lines = text.splitlines()
+    fields = lines[3].split(",")
+    fields[generator.GREEN_HEADER.index("passenger_count")] = "two"
+    lines[3] = ",".join(fields)
+    return generator.gzip_bytes("\n".join(lines) + "\n")
 
 
 def test_three_services_two_months_exact_counts_and_one_schema(http_server, settings, defs):
@@ -94,25 +165,6 @@ def test_materializations_report_rows_bytes_uri_checksum(http_server, settings, 
     assert warehouse["table"] == "nyc_taxi.green_tripdata"
 
 
-def test_rerun_replaces_only_its_month(http_server, settings, defs):
-    http_server.publish("yellow", "2021-01", 1000)
-    http_server.publish("yellow", "2021-02", 1200)
-    for month in ["2021-01", "2021-02"]:
-        assert materialize(defs, trip_selection("yellow"), month).success
-    before = month_counts(settings.duckdb_path, "yellow_tripdata")
-    assert before == {"2021-01": 1000, "2021-02": 1200}
-    # The same month twice: same count, never doubled.
-    assert materialize(defs, trip_selection("yellow"), "2021-01").success
-    assert month_counts(settings.duckdb_path, "yellow_tripdata") == before
-    # A republished month replaces its slice; the neighbour is untouched.
-    http_server.publish("yellow", "2021-01", 900)
-    assert materialize(defs, trip_selection("yellow"), "2021-01").success
-    assert month_counts(settings.duckdb_path, "yellow_tripdata") == {
-        "2021-01": 900,
-        "2021-02": 1200,
-    }
-
-
 def test_bad_rows_fail_the_month_and_keep_the_previous_good_load(http_server, settings, defs):
     http_server.publish("yellow", "2021-01", 1000)
     assert materialize(defs, trip_selection("yellow"), "2021-01").success
@@ -162,31 +214,6 @@ def test_quarantine_diverts_bad_rows_to_a_rejects_file(http_server, settings, tm
     assert not rejects.exists()
 
 
-def test_truncated_download_keeps_the_landed_file(http_server, settings, defs):
-    src = http_server.publish("fhv", "2020-02", 2000)
-    assert materialize(defs, ["raw/fhv_tripdata"], "2020-02").success
-    # A raw landing waits as a candidate until a lake step has converted it.
-    landed = Path(settings.lake_dir) / "raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"
-    good = landed.read_bytes()
-    data = src.read_bytes()
-    http_server.put("fhv/fhv_tripdata_2020-02.csv.gz", data[: len(data) * 2 // 3])
-    result = materialize(defs, ["raw/fhv_tripdata"], "2020-02")
-    assert not result.success
-    assert "fhv_tripdata_2020-02.csv.gz: gzip stream is truncated" in failure_message(result)
-    assert landed.read_bytes() == good
-    assert _lake_files(settings) == ["raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"]
-
-
-def test_http_404_fails_at_once_with_the_url(http_server, settings, defs):
-    result = materialize(defs, trip_selection("green"), "2019-05")
-    assert not result.success
-    assert failed_step(result) == "raw__green_tripdata"
-    url = f"{http_server.url}/green/green_tripdata_2019-05.csv.gz"
-    assert f"{url}: HTTP 404 (not published there)" in failure_message(result)
-    assert http_server.behaviour.hits["/green/green_tripdata_2019-05.csv.gz"] == 1  # no retries
-    assert _lake_files(settings) == []
-
-
 def test_unknown_column_fails_naming_it(http_server, settings, defs):
     bad = ",".join(generator.GREEN_HEADER) + ",surge_fee\n"
     http_server.put("green/green_tripdata_2020-01.csv.gz", generator.gzip_bytes(bad))
@@ -209,14 +236,6 @@ def test_unparseable_value_fails_naming_line_column_value(http_server, settings,
         "fhv_tripdata_2019-03.csv.gz: line 8, column 'pickup_datetime': "
         "cannot parse '2019-03-32 25:00:00' as TIMESTAMP"
     ) in failure_message(result)
-
-
-def test_transient_errors_are_retried(http_server, settings, defs):
-    http_server.publish("yellow", "2019-02", 10)
-    http_server.behaviour.status["/yellow/yellow_tripdata_2019-02.csv.gz"] = [503, 503]
-    result = materialize(defs, ["raw/yellow_tripdata"], "2019-02")
-    assert result.success
-    assert http_server.behaviour.hits["/yellow/yellow_tripdata_2019-02.csv.gz"] == 3
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -273,88 +292,6 @@ def test_the_tlc_parquet_source_end_to_end(http_server, settings):
     assert checks[("lake/fhv_tripdata", "schema_matches_contract")]
 
 
-RANGE_TAGS = {
-    "dagster/asset_partition_range_start": "2020-01",
-    "dagster/asset_partition_range_end": "2020-03",
-}
-
-
-def test_a_backfilled_range_converts_and_loads_each_month_in_one_run(http_server, settings, defs):
-    import dagster as dg
-
-    months = {"2020-01": 300, "2020-02": 200, "2020-03": 100}
-    for month, rows in months.items():
-        http_server.publish("green", month, rows)
-        assert materialize(defs, ["raw/green_tripdata"], month).success
-    instance = dg.DagsterInstance.ephemeral()
-    result = materialize(
-        defs,
-        trip_selection("green", layers=("lake", "warehouse")),
-        tags=RANGE_TAGS,
-        instance=instance,
-    )
-    assert result.success
-    assert month_counts(settings.duckdb_path, "green_tripdata") == months
-    for key in ("lake/green_tripdata", "warehouse/green_tripdata"):
-        events = [
-            e
-            for e in result.get_asset_materialization_events()
-            if e.asset_key.to_user_string() == key
-        ]
-        assert sorted(e.partition for e in events) == list(months)
-        range_metadata = events[0].materialization.metadata
-        assert range_metadata["rows_in_run"].value == 600
-        assert "dagster/row_count" not in range_metadata
-        # Each month's own figures are in its observation.
-        observations = instance.fetch_observations(dg.AssetKey(key.split("/")), limit=10).records
-        assert {
-            r.partition_key: r.asset_observation.metadata["dagster/row_count"].value
-            for r in observations
-        } == months
-    checks = {
-        (e.asset_key.to_user_string(), e.check_name): (e.passed, e.description)
-        for e in result.get_asset_check_evaluations()
-    }
-    assert checks[("lake/green_tripdata", "rows_accounted_for")] == (True, "all 3 months pass")
-    assert checks[("warehouse/green_tripdata", "slice_matches_lake")] == (True, "all 3 months pass")
-
-
-def test_a_range_failing_midway_records_the_months_before_it(http_server, settings, defs):
-    import dagster as dg
-
-    for month in ("2020-01", "2020-02", "2020-03"):
-        http_server.publish("green", month, 100)
-        assert materialize(defs, ["raw/green_tripdata"], month).success
-    # February's landed file has a row cut mid-line.
-    raw = Path(settings.lake_dir) / "raw/green_tripdata/candidate/green_tripdata_2020-02.csv.gz"
-    raw.write_bytes(generator.gzip_bytes(generator.gzip_text(raw) + "2,2020-0"))
-    instance = dg.DagsterInstance.ephemeral()
-    result = materialize(defs, ["lake/green_tripdata"], tags=RANGE_TAGS, instance=instance)
-    assert not result.success
-    assert "green_tripdata_2020-02.csv.gz: line 102: expected 20 fields, found 2" in (
-        failure_message(result)
-    )
-    key = dg.AssetKey(["lake", "green_tripdata"])
-    assert instance.get_materialized_partitions(key) == {"2020-01"}
-    lake = sorted(f for f in _lake_files(settings) if f.startswith("lake/"))
-    assert lake == ["lake/green_tripdata/green_tripdata_2020-01.parquet"]
-
-
-def test_demo_summary_reads_through_the_resources(http_server, settings, defs):
-    from lake_dev import demo
-
-    http_server.publish("green", "2021-01", 250)
-    assert materialize(defs, ZONES).success
-    assert materialize(defs, trip_selection("green") + MARTS, "2021-01").success
-    text = demo.summary(settings)
-    assert text.splitlines()[0] == f"warehouse {settings.duckdb_path}"
-    assert "  nyc_taxi.green_tripdata      2021-01        250" in text
-    assert "  nyc_taxi.taxi_zones          -              265" in text
-    assert "  lake/green_tripdata/green_tripdata_2021-01.parquet  (" in text
-    top = demo.top_zones(settings, "2021-01")
-    assert "  green       250 trips, revenue " in top
-
-
 def test_a_landed_gzip_cut_short_fails_the_lake_step_naming_it(http_server, settings, defs):
     """The raw step refuses cut downloads; a file cut in the lake later is refused too."""
     http_server.publish("green", "2020-05", 2000)
@@ -367,3 +304,149 @@ def test_a_landed_gzip_cut_short_fails_the_lake_step_naming_it(http_server, sett
     assert f"{raw.as_uri()}: gzip stream is cut or corrupt (" in message
     assert not [f for f in _lake_files(settings) if f.startswith("lake/")]
     assert not list((Path(settings.lake_dir) / ".staging").iterdir())
+
+
+def test_good_month_passes_every_check(http_server, settings, defs):
+    result = _load_every_service(http_server, defs, "2021-01")
+    checks = _checks(result)
+    assert len(checks) == 8 + 8 + 6 + 3 + 2
+    blocking = {k: e for k, e in checks.items() if e.severity.value == "ERROR"}
+    assert all(e.passed for e in blocking.values()), [
+        k for k, e in blocking.items() if not e.passed
+    ]
+    parity = checks[("lake/yellow_tripdata", "rows_accounted_for")].metadata
+    assert (parity["rows_in_source"].value, parity["rows_written"].value) == (700, 700)
+    slice_check = checks[("warehouse/fhv_tripdata", "slice_matches_lake")].metadata
+    assert (slice_check["warehouse_rows"].value, slice_check["lake_rows"].value) == (400, 400)
+    lake = metadata(result, "lake/yellow_tripdata")
+    for figure in ("pickups_in_month_share", "passenger_count_null_rate", "negative_total_share"):
+        assert isinstance(lake[figure], float)
+
+
+def test_empty_month_blocks_the_warehouse_and_keeps_its_load(http_server, settings, defs):
+    http_server.publish("green", "2020-04", 250)
+    assert materialize(defs, trip_selection("green"), "2020-04").success
+    header_only = ",".join(generator.GREEN_HEADER) + "\n"
+    http_server.put("green/green_tripdata_2020-04.csv.gz", generator.gzip_bytes(header_only))
+    result = materialize(defs, trip_selection("green"), "2020-04")
+    assert not result.success
+    check = _checks(result)[("lake/green_tripdata", "month_not_empty")]
+    assert (check.passed, check.severity.value, check.description) == (
+        False,
+        "ERROR",
+        "the month has no rows",
+    )
+    assert "warehouse__green_tripdata" not in _steps(result, "STEP_START")
+    assert "month_not_empty" in failure_message(result)
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-04": 250}
+
+
+def test_stray_dates_warn_with_figures_and_still_load(http_server, settings, defs):
+    src = http_server.publish("yellow", "2020-06", 1000)
+    lines = generator.gzip_text(src).split("\n")
+    for i in range(1, 51):  # 5% of pickups in 2088, as some real files have
+        fields = lines[i].split(",")
+        fields[1] = "2088" + fields[1][4:]
+        lines[i] = ",".join(fields)
+    http_server.put("yellow/yellow_tripdata_2020-06.csv.gz", generator.gzip_bytes("\n".join(lines)))
+    result = materialize(defs, trip_selection("yellow"), "2020-06")
+    assert result.success
+    check = _checks(result)[("lake/yellow_tripdata", "pickups_in_month")]
+    assert (check.passed, check.severity.value) == (False, "WARN")
+    outside = check.metadata["outside_month"].value
+    assert 50 <= outside <= 60  # the 50 made here, plus the generator's own ~0.2%
+    assert check.metadata["max_pickup"].value.startswith("2088-06")
+    assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2020-06": 1000}
+
+
+def test_a_bad_file_keeps_every_layer_and_a_rerun_fails_again_until_the_source_is_fixed(
+    http_server, settings, defs
+):
+    instance = dg.DagsterInstance.ephemeral()
+    lake = Path(settings.lake_dir)
+    http_server.publish("green", "2020-03", 300)
+    assert materialize(defs, GREEN, "2020-03", instance=instance).success
+    raw_final = lake / "raw/green_tripdata/green_tripdata_2020-03.csv.gz"
+    candidate = lake / "raw/green_tripdata/candidate/green_tripdata_2020-03.csv.gz"
+    parquet = lake / "lake/green_tripdata/green_tripdata_2020-03.parquet"
+    good_raw, good_parquet = _sha(raw_final), _sha(parquet)
+    assert not candidate.exists()
+
+    _republish(http_server, "green", "2020-03", _bad_row_file("2020-03"))
+    failed = materialize(defs, GREEN, "2020-03", instance=instance)
+    assert not failed.success
+    assert "line 4, column 'passenger_count': cannot parse 'two' as BIGINT" in (
+        failure_message(failed)
+    )
+    # Every layer keeps the good month; the bad file waits as a candidate.
+    assert _sha(raw_final) == good_raw and _sha(parquet) == good_parquet
+    assert candidate.exists()
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-03": 300}
+
+    # The same command again: the source answers 304, and the run still fails, not green.
+    again = materialize(defs, GREEN, "2020-03", instance=instance)
+    assert not again.success
+    method, _, headers = http_server.behaviour.requests[-1]
+    assert method == "GET" and "If-Modified-Since" in headers
+    assert "lake__green_tripdata" in _steps(again, "STEP_FAILURE")
+    assert "cannot parse 'two' as BIGINT" in failure_message(again)
+    assert _sha(raw_final) == good_raw and _sha(parquet) == good_parquet
+
+    # The source is fixed: the run converges, the candidate is promoted.
+    fixed = http_server.publish("green", "2020-03", 350)
+    later = time.time() + 240
+    os.utime(fixed, (later, later))
+    done = materialize(defs, GREEN, "2020-03", instance=instance)
+    assert done.success
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-03": 350}
+    assert pq.ParquetFile(parquet).metadata.num_rows == 350
+    assert not candidate.exists() and _sha(raw_final) == _sha(fixed)
+    raw_sha = _meta(done, "raw/green_tripdata")["sha256"]
+    assert _meta(done, "lake/green_tripdata")["raw_sha256"] == raw_sha
+    assert _meta(done, "warehouse/green_tripdata")["raw_sha256"] == raw_sha
+    footer = pq.ParquetFile(parquet).metadata.metadata
+    assert footer[b"lake_assets.raw_sha256"] == raw_sha.encode()
+
+
+def test_a_header_only_month_keeps_the_good_lake_file(http_server, settings, defs):
+    instance = dg.DagsterInstance.ephemeral()
+    http_server.publish("green", "2020-04", 250)
+    assert materialize(defs, GREEN, "2020-04", instance=instance).success
+    parquet = Path(settings.lake_dir) / "lake/green_tripdata/green_tripdata_2020-04.parquet"
+    _republish(
+        http_server,
+        "green",
+        "2020-04",
+        generator.gzip_bytes(",".join(generator.GREEN_HEADER) + "\n"),
+    )
+    result = materialize(defs, GREEN, "2020-04", instance=instance)
+    assert not result.success
+    assert "blocking check month_not_empty failed: the month has no rows" in (
+        failure_message(result)
+    )
+    assert pq.ParquetFile(parquet).metadata.num_rows == 250
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-04": 250}
+    (check,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "month_not_empty"
+    ]
+    assert (check.passed, check.description) == (False, "the month has no rows")
+
+
+def test_lake_paths_do_not_depend_on_the_source_url(http_server, settings, tmp_path):
+    """The raw file is named by what its bytes are: a template without a suffix lands
+    .csv.gz, and a lake-only rebuild after switching templates finds it."""
+    src = http_server.publish("fhv", "2021-03", 120)
+    http_server.put("bare/fhv-2021-03", src.read_bytes())
+    bare = dataclasses.replace(
+        settings, tlc_source_url=f"{http_server.url}/bare/{{service}}-{{year}}-{{month}}"
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(
+        build_definitions(bare), trip_selection("fhv"), "2021-03", instance=instance
+    ).success
+    assert (Path(settings.lake_dir) / "raw/fhv_tripdata/fhv_tripdata_2021-03.csv.gz").exists()
+    rebuilt = materialize(
+        build_definitions(settings), ["lake/fhv_tripdata", "warehouse/fhv_tripdata"], "2021-03"
+    )
+    assert rebuilt.success
+    assert month_counts(settings.duckdb_path, "fhv_tripdata") == {"2021-03": 120}

@@ -7,14 +7,13 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from lake_assets import instance as inst
+from lake_assets_tests.conftest import REPO  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "dagster_home" / "dagster.yaml"
 
 

@@ -1,4 +1,4 @@
-"""Sensors, schedules and alerts, evaluated with Dagster's build contexts against local servers."""
+"""Tier 3: the alert sensors post to a real webhook on 127.0.0.1."""
 
 from dataclasses import replace
 
@@ -7,86 +7,7 @@ import pytest
 
 from lake_assets.alerts import AlertWebhook, asset_check_failure_alert, redact, run_failure_alert
 from lake_assets.definitions import build_definitions
-from lake_assets.sensors import next_month
 from lake_assets_tests.helpers import materialize, trip_selection
-
-
-def _sensor(defs: dg.Definitions, name: str) -> dg.SensorDefinition:
-    return defs.resolve_sensor_def(name)
-
-
-def test_next_month():
-    keys = ["2021-01", "2021-02", "2021-03", "2021-04"]
-    assert next_month(keys, set(), None) == "2021-01"
-    assert next_month(keys, {"2021-01", "2021-02"}, None) == "2021-03"
-    assert next_month(keys, {"2021-01"}, "2021-03") == "2021-04"
-    # an old gap is backfill territory, not a new release
-    assert next_month(keys, {"2021-01", "2021-03"}, None) == "2021-04"
-    assert next_month(keys, {"2021-04"}, None) is None
-
-
-def test_release_sensor_requests_a_month_once_it_is_published(http_server, settings, defs):
-    sensor = _sensor(defs, "green_new_release_sensor")
-    instance = dg.DagsterInstance.ephemeral()
-    http_server.publish("green", "2021-05", 100)
-    assert materialize(defs, ["raw/green_tripdata"], "2021-05", instance=instance).success
-
-    def tick(cursor=None):
-        return sensor.evaluate_tick(
-            dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources=defs.resources, definitions=defs
-            )
-        )
-
-    result = tick()
-    url = f"{http_server.url}/green/green_tripdata_2021-06.csv.gz"
-    assert result.skip_message == f"green 2021-06 is not published yet ({url} answers 404)"
-    assert not result.run_requests
-    assert http_server.behaviour.requests[-1][:2] == (
-        "HEAD",
-        "/green/green_tripdata_2021-06.csv.gz",
-    )
-    # The source publishes the month during the test.
-    http_server.publish("green", "2021-06", 100)
-    result = tick()
-    (request,) = result.run_requests
-    assert request.partition_key == "2021-06"
-    assert request.run_key.startswith("green:2021-06:")
-    assert result.cursor == "2021-06"
-    assert sensor.job_name == "green_tripdata_job"
-    # Requested already: the next tick asks about the month after it.
-    result = tick(cursor="2021-06")
-    assert result.skip_message.startswith("green 2021-07 is not published yet")
-
-
-def test_release_sensor_skips_on_server_errors_and_at_the_end(http_server, settings, defs):
-    sensor = _sensor(defs, "fhv_new_release_sensor")
-    instance = dg.DagsterInstance.ephemeral()
-    http_server.behaviour.status["/fhv/fhv_tripdata_2019-01.csv.gz"] = [503]
-    result = sensor.evaluate_tick(
-        dg.build_sensor_context(instance=instance, resources=defs.resources)
-    )
-    assert result.skip_message.startswith("could not ask the source about fhv 2019-01:")
-    assert "HTTP 503" in result.skip_message
-    result = sensor.evaluate_tick(
-        dg.build_sensor_context(instance=instance, cursor="2021-07", resources=defs.resources)
-    )
-    assert result.skip_message.startswith("every fhv month up to 2021-07 is landed or requested")
-
-
-def test_schedules_are_built_from_the_jobs_and_stopped_locally(defs):
-    names = {s.name: s for s in defs.schedules}
-    assert set(names) == {
-        "yellow_tripdata_job_schedule",
-        "green_tripdata_job_schedule",
-        "fhv_tripdata_job_schedule",
-        "all_tripdata_job_schedule",
-    }
-    schedule = defs.resolve_schedule_def("yellow_tripdata_job_schedule")
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert schedule.cron_schedule == "0 6 5 * *"
-    ticks = schedule.evaluate_tick(dg.build_schedule_context())
-    assert [r.partition_key for r in ticks.run_requests] == ["2021-07"]
 
 
 def _failed_run(defs, instance, selection, partition):
@@ -96,6 +17,20 @@ def _failed_run(defs, instance, selection, partition):
     (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     failure = entry.dagster_event
     return run, failure
+
+
+@pytest.fixture(params=["ephemeral", "sqlite_on_disk"])
+def any_instance(request, tmp_path):
+    """The in-memory instance of most tests, and the run-sharded SQLite files a fresh
+    DAGSTER_HOME (and so `make dev`) uses: a query can work on one and fail on the other."""
+    if request.param == "ephemeral":
+        yield dg.DagsterInstance.ephemeral()
+    else:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        instance = dg.DagsterInstance.local_temp(str(home))
+        yield instance
+        instance.dispose()
 
 
 def test_a_failed_run_posts_exactly_one_alert_without_secrets(http_server, settings, webhook):
@@ -139,20 +74,6 @@ def test_no_webhook_no_alert(http_server, settings, defs, webhook):
     ).for_run_failure()
     run_failure_alert(context)
     assert webhook.posts == []
-
-
-@pytest.fixture(params=["ephemeral", "sqlite_on_disk"])
-def any_instance(request, tmp_path):
-    """The in-memory instance of most tests, and the run-sharded SQLite files a fresh
-    DAGSTER_HOME (and so `make dev`) uses: a query can work on one and fail on the other."""
-    if request.param == "ephemeral":
-        yield dg.DagsterInstance.ephemeral()
-    else:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        instance = dg.DagsterInstance.local_temp(str(home))
-        yield instance
-        instance.dispose()
 
 
 def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, webhook, any_instance):
@@ -235,36 +156,3 @@ def test_definitions_wire_the_webhook_through_envvar(monkeypatch):
     assert defs.resources["alerts"].url == dg.EnvVar("ALERT_WEBHOOK_URL")
     monkeypatch.delenv("ALERT_WEBHOOK_URL")
     assert build_definitions(Settings.from_env()).resources["alerts"].url == ""
-
-
-def test_automation_follows_a_new_raw_month_down_the_layers(http_server, settings, defs):
-    instance = dg.DagsterInstance.ephemeral()
-    assert defs.resolve_sensor_def("lake_assets_automation").default_status == (
-        dg.DefaultSensorStatus.STOPPED
-    )
-    followers = [
-        dg.AssetKey(["lake", "yellow_tripdata"]),
-        dg.AssetKey(["warehouse", "yellow_tripdata"]),
-        dg.AssetKey(["marts", "trips_by_zone_monthly"]),
-    ]
-
-    def requested(cursor=None):
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-        wanted = {
-            (key.to_user_string(), pk)
-            for key in followers
-            for pk in result.get_requested_partitions(key)
-        }
-        return result, wanted
-
-    # The sensor's first tick sets its baseline; the month lands after it.
-    result, wanted = requested()
-    assert wanted == set()
-    http_server.publish("yellow", "2019-03", 50)  # an old month: not the latest partition
-    assert materialize(defs, ["raw/yellow_tripdata"], "2019-03", instance=instance).success
-    result, wanted = requested(result.cursor)
-    # lake and warehouse in one go; the marts wait for the other services' months.
-    assert wanted == {("lake/yellow_tripdata", "2019-03"), ("warehouse/yellow_tripdata", "2019-03")}
-    assert materialize(defs, trip_selection("yellow")[1:], "2019-03", instance=instance).success
-    result, wanted = requested(result.cursor)
-    assert wanted == set()

@@ -1,0 +1,84 @@
+"""Tier 3: the release sensors and schedules of the loaded definitions."""
+
+import dagster as dg
+
+from lake_assets.sensors import next_month
+from lake_assets_tests.helpers import materialize
+
+
+def _sensor(defs: dg.Definitions, name: str) -> dg.SensorDefinition:
+    return defs.resolve_sensor_def(name)
+
+
+def test_next_month():
+    keys = ["2021-01", "2021-02", "2021-03", "2021-04"]
+    assert next_month(keys, set(), None) == "2021-01"
+    assert next_month(keys, {"2021-01", "2021-02"}, None) == "2021-03"
+    assert next_month(keys, {"2021-01"}, "2021-03") == "2021-04"
+    # an old gap is backfill territory, not a new release
+    assert next_month(keys, {"2021-01", "2021-03"}, None) == "2021-04"
+    assert next_month(keys, {"2021-04"}, None) is None
+
+
+def test_release_sensor_requests_a_month_once_it_is_published(http_server, settings, defs):
+    sensor = _sensor(defs, "green_new_release_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    http_server.publish("green", "2021-05", 100)
+    assert materialize(defs, ["raw/green_tripdata"], "2021-05", instance=instance).success
+
+    def tick(cursor=None):
+        return sensor.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=defs.resources, definitions=defs
+            )
+        )
+
+    result = tick()
+    url = f"{http_server.url}/green/green_tripdata_2021-06.csv.gz"
+    assert result.skip_message == f"green 2021-06 is not published yet ({url} answers 404)"
+    assert not result.run_requests
+    assert http_server.behaviour.requests[-1][:2] == (
+        "HEAD",
+        "/green/green_tripdata_2021-06.csv.gz",
+    )
+    # The source publishes the month during the test.
+    http_server.publish("green", "2021-06", 100)
+    result = tick()
+    (request,) = result.run_requests
+    assert request.partition_key == "2021-06"
+    assert request.run_key.startswith("green:2021-06:")
+    assert result.cursor == "2021-06"
+    assert sensor.job_name == "green_tripdata_job"
+    # Requested already: the next tick asks about the month after it.
+    result = tick(cursor="2021-06")
+    assert result.skip_message.startswith("green 2021-07 is not published yet")
+
+
+def test_release_sensor_skips_on_server_errors_and_at_the_end(http_server, settings, defs):
+    sensor = _sensor(defs, "fhv_new_release_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    http_server.behaviour.status["/fhv/fhv_tripdata_2019-01.csv.gz"] = [503]
+    result = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources=defs.resources)
+    )
+    assert result.skip_message.startswith("could not ask the source about fhv 2019-01:")
+    assert "HTTP 503" in result.skip_message
+    result = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor="2021-07", resources=defs.resources)
+    )
+    assert result.skip_message.startswith("every fhv month up to 2021-07 is landed or requested")
+
+
+def test_schedules_are_built_from_the_jobs_and_stopped_locally(defs):
+    names = {s.name: s for s in defs.schedules}
+    assert set(names) == {
+        "yellow_tripdata_job_schedule",
+        "green_tripdata_job_schedule",
+        "fhv_tripdata_job_schedule",
+        "all_tripdata_job_schedule",
+    }
+    schedule = defs.resolve_schedule_def("yellow_tripdata_job_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.cron_schedule == "0 6 5 * *"
+    ticks = schedule.evaluate_tick(dg.build_schedule_context())
+    assert [r.partition_key for r in ticks.run_requests] == ["2021-07"]
