@@ -97,9 +97,11 @@ dev: $(STAMP) instance
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 
-# Generates the month once (build/bench/data), then runs every case as its own process.
+# Generates the month once (build/bench/data), then runs every case as its own process, and
+# rewrites the results block of docs/benchmark.md.
 bench: $(STAMP)
-	$(BIN)/python -m lake_dev.bench --rows 7500000 --rounds 3 --out build/bench.json
+	$(BIN)/python -m lake_dev.bench --rows 7500000 --rounds 3 --out build/bench.json \
+		--page docs/benchmark.md
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m lake_dev.bench --quick --out build/bench-quick.json

@@ -687,6 +687,26 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+PAGE_START, PAGE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def write_page(page: Path, report: dict) -> None:
+    """Replace the results block of page (docs/benchmark.md) with this run's tables; the hand-
+    written method and reading around it stay as they are."""
+    text = page.read_text()
+    if PAGE_START not in text or PAGE_END not in text:
+        raise SystemExit(f"{page} has no {PAGE_START} ... {PAGE_END} block to rewrite")
+    head, rest = text.split(PAGE_START, 1)
+    _, tail = rest.split(PAGE_END, 1)
+    m = report["machine"]
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    block = (
+        f"Latest run ({when}; {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}):\n\n"
+        f"{table(report)}\n"
+    )
+    page.write_text(f"{head}{PAGE_START}\n{block}{PAGE_END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -710,6 +730,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--root", type=Path, default=Path("build/bench"), help="cache and scratch")
     p.add_argument("--out", type=Path, default=Path("build/bench.json"))
+    p.add_argument("--page", type=Path, help="a Markdown page whose results block to rewrite")
     p.add_argument("--case", choices=tuple(CASE_FUNCTIONS), help=argparse.SUPPRESS)
     p.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -736,6 +757,9 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(table(report))
     print(f"\nwritten to {args.out}")
+    if args.page:
+        write_page(args.page, report)
+        print(f"results in {args.page}")
 
 
 if __name__ == "__main__":

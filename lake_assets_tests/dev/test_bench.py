@@ -15,10 +15,16 @@ from lake_dev import bench  # noqa: E402
 
 def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     out = tmp_path / "bench.json"
+    page = tmp_path / "benchmark.md"
+    page.write_text(f"# Method\n\n{bench.PAGE_START}\nold figures\n{bench.PAGE_END}\n\nReading.\n")
     bench.main(
         ["--rows", "3000", "--rounds", "1", "--root", str(tmp_path / "b"), "--out", str(out)]
         + ["--backfill-months", "2", "--backfill-rows", "500", "--settle", "0"]
+        + ["--page", str(page)]
     )
+    text = page.read_text()
+    assert text.startswith("# Method\n\n") and text.endswith(f"{bench.PAGE_END}\n\nReading.\n")
+    assert "old figures" not in text and "| lake_assets |" in text
     report = json.loads(out.read_text())
     assert report["rows"] == 3000 and report["rounds"] == 1
     assert set(report["cases"]) == {*bench.CASES, *bench.BACKFILL_CASES, *bench.FLOOR_CASES}

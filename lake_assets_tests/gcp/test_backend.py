@@ -136,9 +136,15 @@ def test_rerun_replaces_exactly_its_month_and_reports_gs_uris(http_server, gcp_s
 
     base = f"gs://{gcp_settings.gcs_bucket}/{gcp_settings.gcs_prefix}"
     raw = metadata(result, "raw/yellow_tripdata")
-    assert raw["uri"] == f"{base}/raw/yellow_tripdata/yellow_tripdata_2021-01.csv.gz"
+    # Landed as a candidate; the lake step promoted it (a server-side copy) once converted.
+    assert raw["uri"] == f"{base}/raw/yellow_tripdata/candidate/yellow_tripdata_2021-01.csv.gz"
     assert raw["bytes"] == http_server.trip_path("yellow", "2021-01").stat().st_size
     lake = metadata(result, "lake/yellow_tripdata")
+    assert lake["raw_uri"] == f"{base}/raw/yellow_tripdata/yellow_tripdata_2021-01.csv.gz"
+    assert lake["raw_sha256"] == raw["sha256"]
+    lake_files = dict(build_backend(gcp_settings, resolved=True)[0].list_files())
+    assert lake_files["raw/yellow_tripdata/yellow_tripdata_2021-01.csv.gz"] == raw["bytes"]
+    assert not [f for f in lake_files if "/candidate/" in f]
     assert lake["uri"] == f"{base}/lake/yellow_tripdata/yellow_tripdata_2021-01.parquet"
     assert lake["dagster/row_count"] == 333
     assert len(lake["sha256"]) == 64
