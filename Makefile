@@ -25,8 +25,8 @@ BQEMU_VENV := .venv-bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed-1.4.0
 GCP_EMULATOR_DIR := $(CURDIR)/data/gcp-emulators
 
-.PHONY: install instance materialize test test-local test-gcp test-faults lint demo demo-gcp dev \
-	gcp-emulators bench bench-quick clean
+.PHONY: install instance materialize test test-local test-gcp test-faults test-deploy lint demo \
+	demo-gcp dev deploy-local deploy-stop gcp-emulators bench bench-quick clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
 $(STAMP): pyproject.toml setup.py
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml setup.py
 		rm -f $(VENV)/.installed-* && \
 		$(PYTHON) -m venv $(VENV) && \
 		$(BIN)/python -m pip install --quiet --upgrade pip && \
-		$(BIN)/python -m pip install --quiet -e ".[dev,bench]" && \
+		$(BIN)/python -m pip install --quiet -e ".[dev,bench,deploy]" && \
 		touch $@; }'
 
 install: $(STAMP)
@@ -65,12 +65,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check lake_assets lake_assets_tests lake_dev
 	$(BIN)/ruff format --check lake_assets lake_assets_tests lake_dev
 
-# Stages: lint, everything local, LAKE_ENV=gcp against the emulators, then the fault suite
-# (real kills and faulty servers against the CLI).
-test: lint test-local test-gcp test-faults
+# Stages: lint, everything local, LAKE_ENV=gcp against the emulators, the fault suite (real
+# kills and faulty servers against the CLI), then the deployment's processes on PostgreSQL.
+test: lint test-local test-gcp test-faults test-deploy
 
 test-local: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not gcp and not faults'
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not gcp and not faults and not deploy'
+
+test-deploy: $(STAMP)
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m deploy
 
 test-faults: $(STAMP)
 	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m faults
@@ -96,6 +99,16 @@ demo-gcp: $(STAMP) $(BQEMU_STAMP) instance
 dev: $(STAMP) instance
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+# The deployment's topology as processes (PostgreSQL, code server, webserver, daemon) on the
+# demo's settings; in the foreground, Ctrl-C stops all. `make deploy-stop` ends a backgrounded one.
+DEPLOY_DIR ?= $(CURDIR)/data/deploy
+deploy-local: $(STAMP)
+	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
+	@$(DEMO_ENV) $(BIN)/python -m lake_dev.deploy_local start --dir '$(DEPLOY_DIR)'
+
+deploy-stop: $(STAMP)
+	@$(BIN)/python -m lake_dev.deploy_local stop --dir '$(DEPLOY_DIR)'
 
 # Generates the month once (build/bench/data), then runs every case as its own process, and
 # rewrites the results block of docs/benchmark.md.

@@ -58,7 +58,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[_kinds_for(settings, a) for a in assets],
         jobs=list(jobs.values()),
-        schedules=build_schedules(jobs, running=settings.lake_env != "local"),
+        schedules=build_schedules(
+            jobs, partitions, settings.schedule_cron, running=settings.lake_env != "local"
+        ),
         sensors=[*build_release_sensors(jobs, partitions), *alert_sensors, automation_sensor],
         resources=build_resources(settings),
         executor=step_executor(),

@@ -72,23 +72,44 @@ def build_release_sensors(
     ]
 
 
-def build_schedules(jobs: dict[str, AssetJob], running: bool) -> list[dg.ScheduleDefinition]:
-    """Monthly schedules for each service job and the all-services job.
+def build_schedule(
+    job: AssetJob, partitions: dg.PartitionsDefinition, cron: str, running: bool
+) -> dg.ScheduleDefinition:
+    """A schedule of job on cron (UTC) whose tick runs the newest partition at that time."""
+
+    @dg.schedule(
+        name=f"{job.name}_schedule",
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+        ),
+        description=f"Runs {job.name} for the newest month on '{cron}' (UTC, TLC_SCHEDULE).",
+    )
+    def newest_month(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        try:
+            when = context.scheduled_execution_time
+        except Exception:  # a context built without a tick time (a test, the UI's preview): now
+            when = None
+        keys = partitions.get_partition_keys(current_time=when)
+        if not keys:
+            return dg.SkipReason("no partition has started yet")
+        return dg.RunRequest(partition_key=keys[-1], tags={"lake_assets/trigger": "schedule"})
+
+    return newest_month
+
+
+def build_schedules(
+    jobs: dict[str, AssetJob], partitions: dg.PartitionsDefinition, cron: str, running: bool
+) -> list[dg.ScheduleDefinition]:
+    """Schedules for each service job and the all-services job, on cron (TLC_SCHEDULE).
 
     Each tick runs the last partition, which is the month the source is expected to have
     published by then (partitions.py ends them where the source's publication lag says).
     """
-    status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    services = (jobs[f"{identity.trip_table(s)}_job"] for s in SERVICES)
     return [
-        dg.build_schedule_from_partitioned_job(
-            job,
-            hour_of_day=6,
-            day_of_month=5,
-            default_status=status,
-            description=f"Runs {job.name} on the 5th of each month for the newest month.",
-        )
-        for job in (
-            *(jobs[f"{identity.trip_table(s)}_job"] for s in SERVICES),
-            jobs["all_tripdata_job"],
-        )
+        build_schedule(job, partitions, cron, running)
+        for job in (*services, jobs["all_tripdata_job"])
     ]

@@ -52,6 +52,8 @@ class Settings:
     download_deadline: float = 0.0
     # Only whether it is set is read here; the address itself goes through dg.EnvVar.
     alert_webhook_configured: bool = False
+    # When the monthly schedules tick (cron, UTC): 06:00 on the 5th, when the month is out.
+    schedule_cron: str = "0 6 5 * *"
     start_month: str = "2019-01"
     # Last partition (YYYY-MM); empty: the mirror's last month, or for the TLC source the
     # month it is expected to have published (two months back).
@@ -89,6 +91,7 @@ class Settings:
             download_deadline=_float(get("TLC_DOWNLOAD_DEADLINE", "0"), "TLC_DOWNLOAD_DEADLINE", 0),
             alert_webhook_configured=bool(get("ALERT_WEBHOOK_URL", "")),
             start_month=get("TLC_START_MONTH", cls.start_month),
+            schedule_cron=get("TLC_SCHEDULE", cls.schedule_cron),
             end_month=get("TLC_END_MONTH", ""),
             gcp_project=get("GCP_PROJECT", ""),
             gcs_bucket=get("GCS_BUCKET", ""),
@@ -122,6 +125,11 @@ class Settings:
             self._validate_gcp()
         if self.bad_rows not in BAD_ROWS:
             raise SettingsError(f"TLC_BAD_ROWS={self.bad_rows!r}: use one of {', '.join(BAD_ROWS)}")
+        if len(self.schedule_cron.split()) != 5:
+            raise SettingsError(
+                f"TLC_SCHEDULE={self.schedule_cron!r} is not a cron schedule of 5 fields, "
+                "such as '0 6 5 * *'"
+            )
         _validate_template("TLC_SOURCE_URL", self.tlc_source_url, TEMPLATE_FIELDS)
         _validate_template("TLC_ZONES_URL", self.tlc_zones_url, ())
         _validate_dir("LAKE_DIR", self.lake_dir)

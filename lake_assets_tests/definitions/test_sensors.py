@@ -1,5 +1,7 @@
 """Tier 3: the release sensors and schedules of the loaded definitions."""
 
+from datetime import datetime, timezone
+
 import dagster as dg
 
 from lake_assets.sensors import next_month
@@ -80,5 +82,12 @@ def test_schedules_are_built_from_the_jobs_and_stopped_locally(defs):
     schedule = defs.resolve_schedule_def("yellow_tripdata_job_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert schedule.cron_schedule == "0 6 5 * *"
-    ticks = schedule.evaluate_tick(dg.build_schedule_context())
+    context = dg.build_schedule_context(repository_def=defs.get_repository_def())
+    ticks = schedule.evaluate_tick(context)
     assert [r.partition_key for r in ticks.run_requests] == ["2021-07"]
+    # At a tick time, the newest month the partitions had then.
+    past = datetime(2020, 3, 5, 6, tzinfo=timezone.utc)
+    context = dg.build_schedule_context(
+        scheduled_execution_time=past, repository_def=defs.get_repository_def()
+    )
+    assert [r.partition_key for r in schedule.evaluate_tick(context).run_requests] == ["2020-02"]
