@@ -93,6 +93,22 @@ def _chown_to_pg(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _make_traversable(path: Path) -> list[Path]:
+    """Let the database's owner reach path: add search (x, not read) permission for others on
+    each ancestor that lacks it (e.g. a 0700 temporary folder of root's). The folders changed."""
+    import stat
+
+    changed = []
+    if os.geteuid() != 0:
+        return changed
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+            changed.append(parent)
+    return changed
+
+
 def instance_yaml() -> dict:
     """deploy/dagster.yaml with the run launcher swapped for local processes; nothing else."""
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
@@ -129,6 +145,7 @@ class Deployment:
     def password(self) -> str:
         path = self.root / "pg_password"
         if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(18))
             path.chmod(0o600)
         return path.read_text().strip()
@@ -170,6 +187,8 @@ class Deployment:
 
     def start_postgres(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        for folder in _make_traversable(self.root):
+            print(f"let {PG_USER_NAME} traverse {folder} (o+x) to reach the database")
         run_dir = self.root / "pg_run"
         run_dir.mkdir(exist_ok=True)
         prefix = _as_pg_user()
