@@ -49,10 +49,15 @@ RAW_REL = identity.raw_trip_path("yellow", MONTH, ".csv.gz")
 # How the cost of a backfill grows with its months: the lake and warehouse steps of N months as
 # N single-month runs (how a backfill that includes the downloads runs) or as one run over the
 # range (how a rebuild of the derived layers runs), both through the Dagster CLI.
-BACKFILL_CASES = ("backfill_runs_per_month", "backfill_one_run")
+BACKFILL_CASES = ("backfill_runs_per_month", "backfill_one_run", "backfill_deployment")
 BACKFILL_DESCRIPTIONS = {
     "backfill_runs_per_month": "one `dagster asset materialize --partition M` per month, in turn",
     "backfill_one_run": "one `dagster asset materialize --partition-range FIRST...LAST`",
+    "backfill_deployment": (
+        "the same range as a backfill through the webserver's GraphQL API of `make deploy-local`'s "
+        "stack, queued and launched by its daemon; memory of the whole stack (PostgreSQL, code "
+        "server, webserver, daemon, runs)"
+    ),
 }
 # What the month costs at the least, whoever does the work: each case times one operation and
 # discards its result. The lake step cannot take less than the parse; the issue's targets are set
@@ -285,10 +290,10 @@ class TreeSampler:
     forkserver and not the run. A process's last 20 ms, or one that lives less, go uncounted.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, *pids: int) -> None:
         import psutil
 
-        self.root = psutil.Process(pid)
+        self.roots = [psutil.Process(pid) for pid in pids]
         self.peak = 0
         self._cpu: dict[tuple[int, float], float] = {}
         self._stop = threading.Event()
@@ -303,10 +308,12 @@ class TreeSampler:
 
         while not self._stop.is_set():
             total = 0
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                procs = []
+            procs = []
+            for root in self.roots:
+                try:
+                    procs += [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    pass
             for p in procs:
                 try:
                     with p.oneshot():
@@ -437,6 +444,8 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
     keys = [f"{m:%Y-%m}" for m in dates]
     for month, src in zip(dates, months, strict=True):
         _land_raw(src, work / "lake", identity.raw_trip_path("yellow", month, ".csv.gz"))
+    if case == "backfill_deployment":
+        return _backfill_through_deployment(months, keys, work)
     _fresh_instance(work / "dagster_home")
     # The partitions must reach the last month (the mirror's default ends at 2021-07).
     env = _cli_env(months[0], work, TLC_START_MONTH=keys[0], TLC_END_MONTH=keys[-1])
@@ -457,6 +466,90 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
         "runs": len(commands),
         "rows": rows,
         "rows_per_s": round(rows / timing["wall_s"]),
+        "parquet_bytes": parquet,
+    }
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    import urllib.request
+
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        return json.loads(resp.read())["data"]
+
+
+def _backfill_through_deployment(months: list[Path], keys: list[str], work: Path) -> dict:
+    """Start make deploy-local's stack (untimed), then time a backfill of the lake and warehouse
+    steps launched through its webserver and run by its daemon, sampling the whole stack."""
+    import duckdb
+
+    from lake_dev.deploy_local import Deployment, free_port
+
+    env = {
+        "TLC_SOURCE_URL": _source_url(months[0]),
+        "LAKE_DIR": str(work / "lake"),
+        "DUCKDB_PATH": str(work / "warehouse.duckdb"),
+        "TLC_START_MONTH": keys[0],
+        "TLC_END_MONTH": keys[-1],
+    }
+    stack = Deployment(
+        work / "deploy", env, pg_port=free_port(), grpc_port=free_port(), ui_port=free_port()
+    )
+    try:
+        stack.start()
+        postmaster = int((stack.pgdata / "postmaster.pid").read_text().split()[0])
+        pids = [postmaster, *(p.pid for p in stack.procs.values())]
+        selection = [
+            {"path": ["lake", "yellow_tripdata"]},
+            {"path": ["warehouse", "yellow_tripdata"]},
+        ]
+        started = time.monotonic()
+        with TreeSampler(*pids) as sampler:
+            launched = _graphql(
+                stack.url,
+                "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p)"
+                " { __typename ... on LaunchBackfillSuccess { backfillId } } }",
+                {"p": {"partitionNames": keys, "assetSelection": selection}},
+            )["launchPartitionBackfill"]
+            if launched["__typename"] != "LaunchBackfillSuccess":
+                raise SystemExit(f"backfill_deployment: the backfill was not launched: {launched}")
+            backfill = launched["backfillId"]
+            status_query = (
+                "query($id: String!, $f: RunsFilter) { partitionBackfillOrError(backfillId: $id) "
+                "{ ... on PartitionBackfill { status } } runsOrError(filter: $f) "
+                "{ ... on Runs { results { status } } } }"
+            )
+            tags = {"f": {"tags": [{"key": "dagster/backfill", "value": backfill}]}, "id": backfill}
+            while True:
+                data = _graphql(stack.url, status_query, tags)
+                runs = [r["status"] for r in data["runsOrError"]["results"]]
+                status = data["partitionBackfillOrError"]["status"]
+                done = runs and all(r in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
+                if status != "REQUESTED" and done:
+                    break
+                if time.monotonic() - started > 3600:
+                    raise SystemExit("backfill_deployment: the backfill did not finish in an hour")
+                time.sleep(0.2)
+        wall = time.monotonic() - started
+        if any(r != "SUCCESS" for r in runs):
+            raise SystemExit(f"backfill_deployment: runs ended {runs}; see {stack.root}")
+    finally:
+        stack.stop()
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
+    con.close()
+    parquet = sum(p.stat().st_size for p in (work / "lake" / "lake").rglob("*.parquet"))
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(sampler.cpu, 3),
+        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "runs": len(runs),
+        "rows": rows,
+        "rows_per_s": round(rows / wall),
         "parquet_bytes": parquet,
     }
 
@@ -576,6 +669,12 @@ def run(
                 statistics.median(a["wall_s"] / b["wall_s"] for a, b in pairs), 2
             )
         }
+        pairs = zip(samples["backfill_deployment"], samples["backfill_one_run"], strict=True)
+        ratios["backfill_deployment"] = {
+            "wall_vs_one_run": round(
+                statistics.median(a["wall_s"] / b["wall_s"] for a, b in pairs), 2
+            )
+        }
     descriptions = {**DESCRIPTIONS, **BACKFILL_DESCRIPTIONS, **FLOOR_DESCRIPTIONS}
     return {
         "month": MONTH_KEY,
@@ -679,7 +778,13 @@ def table(report: dict) -> str:
         ]
         for case, data in backfills.items():
             m = data["median"]
-            versus = f"{speedup:.2f}x" if case == "backfill_one_run" else "1.00 (reference)"
+            versus = {
+                "backfill_one_run": f"{speedup:.2f}x",
+                "backfill_deployment": (
+                    f"{report['ratios']['backfill_deployment']['wall_vs_one_run']:.2f}x "
+                    "the one run's time"
+                ),
+            }.get(case, "1.00 (reference)")
             lines.append(
                 f"| {case} | {m['runs']:.0f} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | "
                 f"{m['peak_rss_mb']:.0f} | {m['rows_per_s']:,.0f} | {versus} |"

@@ -189,14 +189,12 @@ class Deployment:
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in _make_traversable(self.root):
             print(f"let {PG_USER_NAME} traverse {folder} (o+x) to reach the database")
-        run_dir = self.root / "pg_run"
-        run_dir.mkdir(exist_ok=True)
         prefix = _as_pg_user()
         if not (self.pgdata / "PG_VERSION").exists():
             self.pgdata.mkdir(exist_ok=True)
             pwfile = self.root / "pg_password.init"
             pwfile.write_text(self.password())
-            for p in (self.pgdata, run_dir, pwfile):
+            for p in (self.pgdata, pwfile):
                 _chown_to_pg(p)
             self.pgdata.chmod(0o700)
             done = subprocess.run(
@@ -218,7 +216,6 @@ class Deployment:
             pwfile.unlink()
             if done.returncode:
                 raise DeployError(f"initdb failed: {done.stderr[-2000:]}")
-        _chown_to_pg(run_dir)
         log = self.root / "postgres.log"
         if not log.exists():
             log.touch()
@@ -235,7 +232,8 @@ class Deployment:
                 "-t",
                 "60",
                 "-o",
-                f"-p {self.pg_port} -k {run_dir} -c listen_addresses={self.host}",
+                # TCP only: a Unix socket's path is too long under deep temporary folders.
+                f"-p {self.pg_port} -k '' -c listen_addresses={self.host}",
                 "start",
             ],
             capture_output=True,

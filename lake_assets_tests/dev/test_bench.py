@@ -58,8 +58,9 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
         "polars_duckdb",
         "polars_duckdb_typed",
         "backfill_one_run",
+        "backfill_deployment",
     }
-    # The backfill: two months of 500 rows, as two runs and as one.
+    # The backfill: two months of 500 rows, as two runs, as one, and through the deployment.
     assert report["backfill"] == {"months": 2, "rows_per_month": 500}
     per_month = report["cases"]["backfill_runs_per_month"]["median"]
     one_run = report["cases"]["backfill_one_run"]["median"]
@@ -67,6 +68,11 @@ def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     assert per_month["rows"] == one_run["rows"] == 1000
     assert report["ratios"]["backfill_one_run"]["speedup_vs_runs_per_month"] > 0
     assert "| backfill_one_run | 1 |" in bench.table(report)
+    deployed = report["cases"]["backfill_deployment"]["median"]
+    # One run for the range (single_run policy), queued and launched by the daemon.
+    assert (deployed["runs"], deployed["rows"]) == (1, 1000)
+    assert report["ratios"]["backfill_deployment"]["wall_vs_one_run"] > 0
+    assert "| backfill_deployment | 1 |" in bench.table(report)
     assert set(report["ratios"]["lake_assets"]) == {
         "speedup_vs_baseline",
         "rss_vs_baseline",
