@@ -79,3 +79,25 @@ def hold_duckdb_lock(path: str, seconds: float) -> subprocess.Popen:
     )
     assert proc.stdout.readline().strip() == "locked"
     return proc
+
+
+# Rows per service of a month every service loads (the checks' and the marts' tests).
+SERVICE_ROWS = {"yellow": 700, "green": 300, "fhv": 400}
+
+
+def lake_files(settings) -> list[str]:
+    """Every file under the lake root, relative to it."""
+    from pathlib import Path
+
+    root = Path(settings.lake_dir)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def load_every_service(http_server, defs: dg.Definitions, month: str):
+    """Zones, then a month of every service (SERVICE_ROWS) through the warehouse and the marts."""
+    for service in SERVICES:
+        http_server.publish(service, month, SERVICE_ROWS[service])
+    assert materialize(defs, ZONES).success
+    result = materialize(defs, trip_selection() + MARTS, month)
+    assert result.success
+    return result

@@ -437,7 +437,6 @@ def _months(count: int) -> list[date]:
 
 def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
     """The lake and warehouse steps of every month, raw files already landed."""
-    import duckdb
 
     work = Path(tempfile.mkdtemp(prefix=f"{case}_", dir=scratch))
     dates = _months(len(months))
@@ -456,11 +455,7 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
     timing, outputs = _timed(commands, env, case)
     if not all("RUN_SUCCESS" in out for out in outputs):
         raise SystemExit(f"{case}: a run did not succeed")
-    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
-    rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
-    con.close()
-    parquet = sum(p.stat().st_size for p in (work / "lake" / "lake").rglob("*.parquet"))
-    shutil.rmtree(work, ignore_errors=True)
+    rows, parquet = _built(work)
     return {
         **timing,
         "runs": len(commands),
@@ -468,6 +463,18 @@ def measure_backfill(case: str, months: list[Path], scratch: Path) -> dict:
         "rows_per_s": round(rows / timing["wall_s"]),
         "parquet_bytes": parquet,
     }
+
+
+def _built(work: Path) -> tuple[int, int]:
+    """Rows in work's warehouse and bytes of its lake Parquet; then work is removed."""
+    import duckdb
+
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
+    con.close()
+    parquet = sum(p.stat().st_size for p in (work / "lake" / "lake").rglob("*.parquet"))
+    shutil.rmtree(work, ignore_errors=True)
+    return rows, parquet
 
 
 def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -484,7 +491,6 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
 def _backfill_through_deployment(months: list[Path], keys: list[str], work: Path) -> dict:
     """Start make deploy-local's stack (untimed), then time a backfill of the lake and warehouse
     steps launched through its webserver and run by its daemon, sampling the whole stack."""
-    import duckdb
 
     from lake_dev.deploy_local import Deployment, free_port
 
@@ -538,11 +544,7 @@ def _backfill_through_deployment(months: list[Path], keys: list[str], work: Path
             raise SystemExit(f"backfill_deployment: runs ended {runs}; see {stack.root}")
     finally:
         stack.stop()
-    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
-    rows = con.execute("SELECT count(*) FROM nyc_taxi.yellow_tripdata").fetchone()[0]
-    con.close()
-    parquet = sum(p.stat().st_size for p in (work / "lake" / "lake").rglob("*.parquet"))
-    shutil.rmtree(work, ignore_errors=True)
+    rows, parquet = _built(work)
     return {
         "wall_s": round(wall, 3),
         "cpu_s": round(sampler.cpu, 3),

@@ -241,8 +241,13 @@ class Deployment:
         )
         if started.returncode and "another server might be running" not in started.stderr:
             raise DeployError(f"PostgreSQL did not start: {started.stderr[-2000:]}\n{log}")
-        env = {**os.environ, "PGPASSWORD": self.password()}
-        exists = subprocess.run(
+        found = self._psql("-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'")
+        if found.strip() != "1":
+            self._psql("-c", f"CREATE DATABASE {DB_NAME}")
+
+    def _psql(self, flag: str, sql: str) -> str:
+        """One statement against the server's postgres database, over TCP with the password."""
+        done = subprocess.run(
             [
                 "psql",
                 "-h",
@@ -253,34 +258,15 @@ class Deployment:
                 DB_USER,
                 "-d",
                 "postgres",
-                "-tAc",
-                f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'",
+                flag,
+                sql,
             ],
             capture_output=True,
             text=True,
-            env=env,
+            env={**os.environ, "PGPASSWORD": self.password()},
             check=True,
         )
-        if exists.stdout.strip() != "1":
-            subprocess.run(
-                [
-                    "psql",
-                    "-h",
-                    self.host,
-                    "-p",
-                    str(self.pg_port),
-                    "-U",
-                    DB_USER,
-                    "-d",
-                    "postgres",
-                    "-c",
-                    f"CREATE DATABASE {DB_NAME}",
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
+        return done.stdout
 
     def stop_postgres(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():

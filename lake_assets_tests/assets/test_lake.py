@@ -19,10 +19,11 @@ import pytest
 from lake_assets.definitions import build_definitions
 from lake_assets.schemas import SERVICES, arrow_schema, contract_for
 from lake_assets_tests.helpers import (
-    MARTS,
     ZONES,
     failed_step,
     failure_message,
+    lake_files,
+    load_every_service,
     materialize,
     metadata,
     month_counts,
@@ -37,14 +38,6 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _lake_files(settings) -> list[str]:
-    root = Path(settings.lake_dir)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-ROWS = {"yellow": 700, "green": 300, "fhv": 400}
-
-
 def _checks(result) -> dict[tuple[str, str], object]:
     return {
         (e.asset_key.to_user_string(), e.check_name): e
@@ -54,15 +47,6 @@ def _checks(result) -> dict[tuple[str, str], object]:
 
 def _steps(result, event_type: str) -> set[str]:
     return {e.step_key for e in result.all_events if e.event_type_value == event_type}
-
-
-def _load_every_service(http_server, defs, month: str):
-    for service in SERVICES:
-        http_server.publish(service, month, ROWS[service])
-    assert materialize(defs, ZONES).success
-    result = materialize(defs, trip_selection() + MARTS, month)
-    assert result.success
-    return result
 
 
 GREEN = trip_selection("green")
@@ -133,7 +117,7 @@ def test_three_services_two_months_exact_counts_and_one_schema(http_server, sett
     assert duckdb.connect(settings.duckdb_path, read_only=True).execute(
         "SELECT count(*), count(DISTINCT location_id) FROM nyc_taxi.taxi_zones"
     ).fetchone() == (265, 265)
-    assert _lake_files(settings) == sorted(
+    assert lake_files(settings) == sorted(
         [
             "raw/taxi_zones/taxi_zone_lookup.csv",
             "lake/taxi_zones/taxi_zones.parquet",
@@ -184,7 +168,7 @@ def test_bad_rows_fail_the_month_and_keep_the_previous_good_load(http_server, se
     )
     assert _sha(parquet) == good_sha
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-01": 1000}
-    assert not [f for f in _lake_files(settings) if f.endswith((".part", ".inprogress"))]
+    assert not [f for f in lake_files(settings) if f.endswith((".part", ".inprogress"))]
 
 
 def test_quarantine_diverts_bad_rows_to_a_rejects_file(http_server, settings, tmp_path):
@@ -302,12 +286,12 @@ def test_a_landed_gzip_cut_short_fails_the_lake_step_naming_it(http_server, sett
     assert not result.success
     message = failure_message(result)
     assert f"{raw.as_uri()}: gzip stream is cut or corrupt (" in message
-    assert not [f for f in _lake_files(settings) if f.startswith("lake/")]
+    assert not [f for f in lake_files(settings) if f.startswith("lake/")]
     assert not list((Path(settings.lake_dir) / ".staging").iterdir())
 
 
 def test_good_month_passes_every_check(http_server, settings, defs):
-    result = _load_every_service(http_server, defs, "2021-01")
+    result = load_every_service(http_server, defs, "2021-01")
     checks = _checks(result)
     assert len(checks) == 8 + 8 + 6 + 3 + 2
     blocking = {k: e for k, e in checks.items() if e.severity.value == "ERROR"}

@@ -11,22 +11,12 @@ import pytest
 from lake_assets.schemas import SERVICES
 from lake_assets_tests.helpers import (
     MARTS,
-    ZONES,
+    SERVICE_ROWS,
+    load_every_service,
     materialize,
     metadata,
     trip_selection,
 )
-
-ROWS = {"yellow": 700, "green": 300, "fhv": 400}
-
-
-def _load_every_service(http_server, defs, month: str):
-    for service in SERVICES:
-        http_server.publish(service, month, ROWS[service])
-    assert materialize(defs, ZONES).success
-    result = materialize(defs, trip_selection() + MARTS, month)
-    assert result.success
-    return result
 
 
 def _read_gz_csv(path: Path) -> list[dict[str, str]]:
@@ -81,7 +71,7 @@ def _expected_marts(server_root: Path) -> tuple[dict, dict]:
 
 
 def test_marts_match_an_independent_computation(http_server, settings, defs):
-    result = _load_every_service(http_server, defs, "2021-02")
+    result = load_every_service(http_server, defs, "2021-02")
     expected_zones, expected_summary = _expected_marts(http_server.root)
     import duckdb
 
@@ -92,7 +82,7 @@ def test_marts_match_an_independent_computation(http_server, settings, defs):
         "WHERE source_month = DATE '2021-02-01'"
     ).fetchall()
     assert len(rows) == len(expected_zones)
-    assert sum(r[3] for r in rows) == sum(ROWS.values())  # every trip counted once
+    assert sum(r[3] for r in rows) == sum(SERVICE_ROWS.values())  # every trip counted once
     for service, borough, zone, trips, pax, revenue, tips, dist, minutes in rows:
         g = expected_zones[(service, borough, zone)]
         assert trips == len(g["trips"])

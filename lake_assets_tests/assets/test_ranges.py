@@ -8,17 +8,12 @@ import duckdb
 from lake_assets_tests.helpers import (
     MARTS,
     failure_message,
+    lake_files,
     materialize,
     month_counts,
     trip_selection,
 )
 from lake_dev import generator
-
-
-def _lake_files(settings) -> list[str]:
-    root = Path(settings.lake_dir)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
 
 RANGE_TAGS = {
     "dagster/asset_partition_range_start": "2020-01",
@@ -83,7 +78,7 @@ def test_a_range_failing_midway_records_the_months_before_it(http_server, settin
     )
     key = dg.AssetKey(["lake", "green_tripdata"])
     assert instance.get_materialized_partitions(key) == {"2020-01"}
-    lake = sorted(f for f in _lake_files(settings) if f.startswith("lake/"))
+    lake = sorted(f for f in lake_files(settings) if f.startswith("lake/"))
     assert lake == ["lake/green_tripdata/green_tripdata_2020-01.parquet"]
 
 

@@ -17,15 +17,11 @@ from lake_assets_tests.helpers import (
     ZONES,
     failed_step,
     failure_message,
+    lake_files,
     materialize,
     month_counts,
     trip_selection,
 )
-
-
-def _lake_files(settings) -> list[str]:
-    root = Path(settings.lake_dir)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 def _events(result, event_type: str) -> set[str]:
@@ -75,7 +71,7 @@ def test_truncated_download_keeps_the_landed_file(http_server, settings, defs):
     assert not result.success
     assert "fhv_tripdata_2020-02.csv.gz: gzip stream is truncated" in failure_message(result)
     assert landed.read_bytes() == good
-    assert _lake_files(settings) == ["raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"]
+    assert lake_files(settings) == ["raw/fhv_tripdata/candidate/fhv_tripdata_2020-02.csv.gz"]
 
 
 def test_http_404_fails_at_once_with_the_url(http_server, settings, defs):
@@ -85,7 +81,7 @@ def test_http_404_fails_at_once_with_the_url(http_server, settings, defs):
     url = f"{http_server.url}/green/green_tripdata_2019-05.csv.gz"
     assert f"{url}: HTTP 404 (not published there)" in failure_message(result)
     assert http_server.behaviour.hits["/green/green_tripdata_2019-05.csv.gz"] == 1  # no retries
-    assert _lake_files(settings) == []
+    assert lake_files(settings) == []
 
 
 def test_transient_errors_are_retried(http_server, settings, defs):
