@@ -355,7 +355,11 @@ class Deployment:
         (self.root / "state.json").unlink(missing_ok=True)
 
     def _save(self) -> None:
-        state = {"pids": {n: p.pid for n, p in self.procs.items()}, "pgdata": str(self.pgdata)}
+        state = {
+            "launcher": os.getpid(),
+            "pids": {n: p.pid for n, p in self.procs.items()},
+            "pgdata": str(self.pgdata),
+        }
         (self.root / "state.json").write_text(json.dumps(state))
 
 
@@ -373,19 +377,50 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop_from_state(root: Path) -> str:
     """`make deploy-stop`: end the processes a backgrounded deploy-local started, then Postgres."""
     state_file = root / "state.json"
     if not state_file.exists():
         return f"nothing to stop in {root}"
     state = json.loads(state_file.read_text())
-    for pid in state["pids"].values():
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    launcher = state.get("launcher")
+    if launcher and _alive(launcher):
+        # The launcher stops its processes in order, then PostgreSQL, as on Ctrl-C.
+        os.kill(launcher, signal.SIGTERM)
+        deadline = time.monotonic() + 90
+        while _alive(launcher) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    groups = [pid for pid in state["pids"].values() if _group_alive(pid)]
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        for pid in groups:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while groups and time.monotonic() < deadline:
+            groups = [pid for pid in groups if _group_alive(pid)]
+            time.sleep(0.2)
+        if not groups:
+            break
     Deployment(root).stop_postgres()
-    state_file.unlink()
+    state_file.unlink(missing_ok=True)
     return f"stopped the deployment in {root}"
 
 
@@ -405,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     deployment = Deployment(
         root, lake, pg_port=args.pg_port, grpc_port=args.grpc_port, ui_port=args.ui_port
     )
+    # Ctrl-C and `kill` stop everything through the finally below, also when this was started
+    # in the background (where a shell hands SIGINT over ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         print(f"PostgreSQL on {deployment.host}:{deployment.pg_port} (data in {deployment.pgdata})")
