@@ -187,16 +187,19 @@ def _iter_http(
     allowed = deadline or deadline_for(size, timeout)
     sock = _socket(resp)
 
+    def gave_up(got: int) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{url}: gave up after {time.monotonic() - started:.1f} s with {got} of "
+            f"{expected or 'an unknown number of'} bytes (deadline {allowed:.0f} s)"
+        )
+
     def chunks() -> Iterator[bytes]:
         got = 0
         try:
             while True:
                 left = allowed - (time.monotonic() - started)
                 if left <= 0:
-                    raise DeadlineExceeded(
-                        f"{url}: gave up after {time.monotonic() - started:.1f} s with {got} of "
-                        f"{expected or 'an unknown number of'} bytes (deadline {allowed:.0f} s)"
-                    )
+                    raise gave_up(got)
                 if sock is not None:
                     try:
                         sock.settimeout(min(timeout, max(left, 0.05)))
@@ -208,11 +211,7 @@ def _iter_http(
                 except Exception as e:  # urllib3 ProtocolError/ReadTimeoutError, OSError
                     waited = time.monotonic() - started
                     if waited >= allowed:
-                        raise DeadlineExceeded(
-                            f"{url}: gave up after {waited:.1f} s with {got} of "
-                            f"{expected or 'an unknown number of'} bytes (deadline "
-                            f"{allowed:.0f} s)"
-                        ) from e
+                        raise gave_up(got) from e
                     message = _lost(url, e, got, expected, waited, timeout)
                     timed_out = "timed out" in str(e).lower()
                     raise (ReadTimedOut if timed_out else TransientSourceError)(message) from e
@@ -222,8 +221,8 @@ def _iter_http(
                 yield block
         finally:
             resp.close()
-        if expected is not None and resp.headers.get("Content-Encoding") is None:
-            if got != int(expected):
+        if size is not None and resp.headers.get("Content-Encoding") is None:
+            if got != size:
                 raise TransientSourceError(
                     f"{url}: body ended after {got} of {expected} bytes (Content-Length)"
                 )

@@ -316,15 +316,16 @@ class Deployment:
                 return
             if name == "webserver" and _http_ok(f"{self.url}/server_info"):
                 return
-            if name == "daemon" and "daemon" in self._heartbeats():
+            if name == "daemon" and self._daemon_started():
                 return
             time.sleep(0.5)
         raise DeployError(f"{name} was not ready after {timeout:.0f} s; see {self.root}/{name}.log")
 
-    def _heartbeats(self) -> str:
+    def _daemon_started(self) -> bool:
+        """The daemon has listed its daemons in its log, which it does once it has started."""
         log = self.root / "daemon.log"
         text = log.read_text(errors="replace") if log.exists() else ""
-        return "daemon" if "Instance is configured with the following daemons" in text else ""
+        return "Instance is configured with the following daemons" in text
 
     def start(self) -> None:
         self.start_postgres()

@@ -69,10 +69,8 @@ def _land(
     """Download url; land new bytes as a candidate beside the good file (the lake step promotes
     it once it converts). final_path(suffix) names the promoted file for the bytes' suffix."""
     started = time.monotonic()
-    lake_meta, warehouse_meta = (
-        _latest(context, k)
-        for k in [dg.AssetKey(k) for k in identity.next_layer_keys(tuple(key.path))]
-    )
+    downstream = [dg.AssetKey(k) for k in identity.next_layer_keys(tuple(key.path))]
+    lake_meta, warehouse_meta = (_latest(context, k) for k in downstream)
     previous = _latest(context, key)
     if previous.get("source_url") != url:
         previous = {}
@@ -113,11 +111,7 @@ def _land(
         sha = previous["sha256"]
         stale = [
             k.to_user_string()
-            for k, meta in zip(
-                [dg.AssetKey(k) for k in identity.next_layer_keys(tuple(key.path))],
-                (lake_meta, warehouse_meta),
-                strict=True,
-            )
+            for k, meta in zip(downstream, (lake_meta, warehouse_meta), strict=True)
             if meta.get("raw_sha256") != sha
         ]
         if not stale:
@@ -138,13 +132,13 @@ def _land(
             f"{url} unchanged ({unchanged}), but {', '.join(stale)} was not built from it "
             f"(sha256 {sha[:12]}); rebuilding from {lake.uri(landed)}"
         )
-        metadata = {k: v for k, v in previous.items() if k not in ("rebuild_of",)}
-        metadata.update(
-            path=landed,
-            uri=lake.uri(landed),
-            rebuild_of=", ".join(stale),
-            seconds=round(seconds, 3),
-        )
+        metadata = {
+            **previous,
+            "path": landed,
+            "uri": lake.uri(landed),
+            "rebuild_of": ", ".join(stale),
+            "seconds": round(seconds, 3),
+        }
         yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(sha))
         return
     context.log.info(f"landed {url} as {lake.uri(landed)} ({result.bytes} bytes)")
