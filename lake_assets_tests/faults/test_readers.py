@@ -23,8 +23,12 @@ seen = {"lake": [], "warehouse": [], "lake_errors": [], "locked": 0}
 end = time.monotonic() + 600
 while time.monotonic() < end and not os.path.exists(stop):
     try:
-        # The whole file, not only its footer: a torn file fails to read.
-        seen["lake"].append(pq.read_table(parquet).num_rows)
+        # The whole file, not only its footer: a torn file fails to read. Opened once, as a
+        # reader of a renamed-into-place file must: pq.read_table(path) stats the path and opens
+        # it again, and between the two a rename can swap the file, so the size it expects is the
+        # old file's while it reads the new one.
+        with open(parquet, "rb") as handle:
+            seen["lake"].append(pq.read_table(handle).num_rows)
     except FileNotFoundError as e:
         seen["lake_errors"].append(f"missing: {e}")
     except Exception as e:
