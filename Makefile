@@ -24,9 +24,13 @@ DEMO_ENV := \
 BQEMU_VENV := .venv-bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed-1.4.0
 GCP_EMULATOR_DIR := $(CURDIR)/data/gcp-emulators
+# Azurite (Azure Blob Storage's emulator) is an npm package, installed beside the project.
+AZURITE_VERSION := 3.37.0
+AZURITE := $(CURDIR)/.tools/node_modules/.bin/azurite-blob
 
-.PHONY: install instance materialize test test-local test-gcp test-faults test-deploy lint demo \
-	demo-gcp dev deploy-local deploy-stop gcp-emulators bench bench-quick clean
+.PHONY: install install-azurite instance materialize test test-local test-gcp test-faults \
+	test-deploy test-clouds lint demo demo-gcp dev deploy-local deploy-stop gcp-emulators \
+	s3-emulator azure-emulator bench bench-quick clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
 $(STAMP): pyproject.toml setup.py
@@ -35,10 +39,15 @@ $(STAMP): pyproject.toml setup.py
 		rm -f $(VENV)/.installed-* && \
 		$(PYTHON) -m venv $(VENV) && \
 		$(BIN)/python -m pip install --quiet --upgrade pip && \
-		$(BIN)/python -m pip install --quiet -e ".[dev,bench,deploy]" && \
+		$(BIN)/python -m pip install --quiet -e ".[dev,bench,deploy,s3,azure,ui]" && \
 		touch $@; }'
 
 install: $(STAMP)
+
+$(AZURITE):
+	npm install --silent --no-audit --no-fund --prefix '$(CURDIR)/.tools' 'azurite@$(AZURITE_VERSION)'
+
+install-azurite: $(AZURITE)
 
 # numpy is a dependency bqemulator uses but does not declare.
 $(BQEMU_STAMP):
@@ -66,11 +75,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check lake_assets lake_assets_tests lake_dev
 
 # Stages: lint, everything local, LAKE_ENV=gcp against the emulators, the fault suite (real
-# kills and faulty servers against the CLI), then the deployment's processes on PostgreSQL.
-test: lint test-local test-gcp test-faults test-deploy
+# kills and faulty servers against the CLI), the deployment's processes on PostgreSQL, then
+# every lake store against its emulator.
+test: lint test-local test-gcp test-faults test-deploy test-clouds
 
+STAGES := gcp or faults or deploy or clouds or ui
 test-local: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not gcp and not faults and not deploy'
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not ($(STAGES))'
 
 test-deploy: $(STAMP)
 	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m deploy
@@ -82,6 +93,12 @@ test-gcp: $(STAMP) $(BQEMU_STAMP)
 	DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		$(BIN)/python -m pytest -m gcp
 
+# The LakeStorage contract on the folder, fake-gcs-server, moto's S3 server and Azurite, and a
+# month end to end with the lake on S3 and on Azure Blob.
+test-clouds: $(STAMP) $(BQEMU_STAMP) $(AZURITE)
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
+		AZURITE='$(AZURITE)' $(BIN)/python -m pytest -m clouds
+
 demo: $(STAMP) instance
 	$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
@@ -89,6 +106,14 @@ demo: $(STAMP) instance
 gcp-emulators: $(STAMP) $(BQEMU_STAMP)
 	$(BIN)/python -m lake_dev.emulators --dir '$(GCP_EMULATOR_DIR)' \
 		--bqemu-python '$(CURDIR)/$(BQEMU_VENV)/bin/python'
+
+# moto's S3 server on 127.0.0.1:5000, or Azurite on 127.0.0.1:10000, in the foreground; each
+# creates the bucket (container) lake-assets-demo and prints the settings to export.
+s3-emulator: $(STAMP)
+	$(BIN)/python -m lake_dev.emulators s3 --dir '$(CURDIR)/data/s3-emulator'
+
+azure-emulator: $(STAMP) $(AZURITE)
+	$(BIN)/python -m lake_dev.emulators azure --dir '$(CURDIR)/data/azure-emulator'
 
 # The demo with LAKE_ENV=gcp: starts both emulators on free ports, runs, stops them.
 demo-gcp: $(STAMP) $(BQEMU_STAMP) instance

@@ -16,19 +16,25 @@ from lake_assets.resources.build import build_resources
 from lake_assets.sensors import build_release_sensors, build_schedules
 from lake_assets.settings import Settings
 
+# The kind icon of each lake store (Dagster's names for them).
+STORAGE_KINDS = {"gcs": "gcs", "s3": "s3", "azure": "azure"}
+
 
 def _kinds_for(settings: Settings, asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
-    """The UI's kind icons name the backend: on GCP the tables are BigQuery's and the files
-    GCS objects (the lake conversion itself still runs in DuckDB on the worker)."""
-    if settings.lake_env != "gcp":
+    """The UI's kind icons name the backend: the tables are BigQuery's on GCP, the files objects
+    of the lake's store (the lake conversion itself still runs in DuckDB on the worker)."""
+    store = STORAGE_KINDS.get(settings.storage)
+    bigquery = settings.lake_env == "gcp"
+    if store is None and not bigquery:
         return asset
 
     def cloud(spec: dg.AssetSpec) -> dg.AssetSpec:
         kinds = set(spec.kinds)
         if "table" in kinds:
-            kinds = {"bigquery", "table"}
-        else:
-            kinds.add("gcs")
+            if bigquery:
+                kinds = {"bigquery", "table"}
+        elif store:
+            kinds.add(store)
         return spec.replace_attributes(kinds=kinds)
 
     return asset.map_asset_specs(cloud)

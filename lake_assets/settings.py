@@ -6,7 +6,7 @@ import os
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SOURCE_URL = (
@@ -29,6 +29,11 @@ SOURCES = {
 DATATALKSCLUB_LAST_MONTH = "2021-07"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 LAKE_ENVS = ("local", "gcp")
+# Where the lake lives; by default the LAKE_ENV's own (a folder for local, GCS for gcp).
+LAKE_STORAGES = ("local", "gcs", "s3", "azure")
+STORAGE_OF_ENV = {"local": "local", "gcp": "gcs"}
+# Bucket names (S3) and container names (Azure): lower case, digits, dots and hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # BigQuery dataset names: letters, digits and underscores.
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 BAD_ROWS = ("fail", "quarantine")
@@ -41,6 +46,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     lake_env: str = "local"
+    # LAKE_STORAGE; empty: the LAKE_ENV's own (see `storage`).
+    lake_storage: str = ""
     tlc_source: str = "datatalksclub"
     tlc_source_url: str = DEFAULT_SOURCE_URL
     tlc_zones_url: str = DEFAULT_ZONES_URL
@@ -68,6 +75,22 @@ class Settings:
     # Emulator endpoints (tests, `make demo-gcp`): anonymous credentials, no Google.
     storage_emulator_host: str = ""
     bigquery_emulator_host: str = ""
+    # LAKE_STORAGE=s3: credentials are boto3's own business (environment, files, roles).
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    aws_region: str = ""
+    aws_endpoint_url: str = ""
+    # LAKE_STORAGE=azure. The connection string is a secret: never printed (repr=False); the
+    # code location passes it to the resource as dg.EnvVar, so the UI shows its name only.
+    azure_container: str = ""
+    azure_prefix: str = ""
+    azure_connection_string: str = field(default="", repr=False)
+    azure_storage_account: str = ""
+
+    @property
+    def storage(self) -> str:
+        """The lake's backend: LAKE_STORAGE, or the LAKE_ENV's own."""
+        return self.lake_storage or STORAGE_OF_ENV.get(self.lake_env, "local")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +104,7 @@ class Settings:
         source_url, zones_url = SOURCES.get(source, (cls.tlc_source_url, cls.tlc_zones_url))
         settings = cls(
             lake_env=get("LAKE_ENV", cls.lake_env).lower(),
+            lake_storage=get("LAKE_STORAGE", "").lower(),
             tlc_source=source,
             tlc_source_url=get("TLC_SOURCE_URL", source_url),
             tlc_zones_url=get("TLC_ZONES_URL", zones_url),
@@ -100,6 +124,14 @@ class Settings:
             bq_location=get("BQ_LOCATION", cls.bq_location),
             storage_emulator_host=get("STORAGE_EMULATOR_HOST", ""),
             bigquery_emulator_host=get("BIGQUERY_EMULATOR_HOST", ""),
+            s3_bucket=get("S3_BUCKET", ""),
+            s3_prefix=get("S3_PREFIX", "").strip("/"),
+            aws_region=get("AWS_REGION", ""),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL", ""),
+            azure_container=get("AZURE_CONTAINER", ""),
+            azure_prefix=get("AZURE_PREFIX", "").strip("/"),
+            azure_connection_string=get("AZURE_STORAGE_CONNECTION_STRING", ""),
+            azure_storage_account=get("AZURE_STORAGE_ACCOUNT", ""),
         )
         settings.validate()
         return settings
@@ -121,8 +153,24 @@ class Settings:
             raise SettingsError(
                 f"LAKE_ENV={self.lake_env!r} is not supported; use one of {', '.join(LAKE_ENVS)}"
             )
-        if self.lake_env == "gcp":
+        if self.storage not in LAKE_STORAGES:
+            raise SettingsError(
+                f"LAKE_STORAGE={self.lake_storage!r} is not supported; use one of "
+                f"{', '.join(LAKE_STORAGES)}"
+            )
+        if self.lake_env == "gcp" and self.storage != "gcs":
+            # BigQuery's load jobs read the lake from GCS; no other store is read by them.
+            raise SettingsError(
+                f"LAKE_ENV=gcp loads BigQuery from the GCS lake, so LAKE_STORAGE={self.storage!r} "
+                "cannot be used with it; unset LAKE_STORAGE (or set it to gcs), or use "
+                "LAKE_ENV=local for the DuckDB warehouse"
+            )
+        if self.lake_env == "gcp" or self.storage == "gcs":
             self._validate_gcp()
+        if self.storage == "s3":
+            self._validate_s3()
+        if self.storage == "azure":
+            self._validate_azure()
         if self.bad_rows not in BAD_ROWS:
             raise SettingsError(f"TLC_BAD_ROWS={self.bad_rows!r}: use one of {', '.join(BAD_ROWS)}")
         if len(self.schedule_cron.split()) != 5:
@@ -148,8 +196,9 @@ class Settings:
             if not value
         ]
         if missing:
+            who = "LAKE_ENV=gcp" if self.lake_env == "gcp" else "LAKE_STORAGE=gcs"
             raise SettingsError(
-                f"LAKE_ENV=gcp needs {' and '.join(missing)} set (see the README's GCP section)"
+                f"{who} needs {' and '.join(missing)} set (see the README's GCP section)"
             )
         if self.gcs_bucket.startswith("gs://") or "/" in self.gcs_bucket:
             raise SettingsError(
@@ -166,11 +215,48 @@ class Settings:
         ):
             if host and not host.startswith(("http://", "https://")):
                 raise SettingsError(f"{name}={host!r}: use a URL such as http://127.0.0.1:9050")
-        if bool(self.storage_emulator_host) != bool(self.bigquery_emulator_host):
+        if self.lake_env == "gcp" and bool(self.storage_emulator_host) != bool(
+            self.bigquery_emulator_host
+        ):
             # Half emulated would write test data to a real bucket or a real dataset.
             raise SettingsError(
                 "set both STORAGE_EMULATOR_HOST and BIGQUERY_EMULATOR_HOST, or neither"
             )
+
+    def _validate_s3(self) -> None:
+        if not self.s3_bucket:
+            raise SettingsError("LAKE_STORAGE=s3 needs S3_BUCKET set (see the README's S3 section)")
+        _validate_bucket("S3_BUCKET", self.s3_bucket, "s3://", "S3_PREFIX")
+        if self.aws_endpoint_url and not self.aws_endpoint_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"AWS_ENDPOINT_URL={self.aws_endpoint_url!r}: use a URL such as "
+                "http://127.0.0.1:5000"
+            )
+
+    def _validate_azure(self) -> None:
+        if not self.azure_container:
+            raise SettingsError(
+                "LAKE_STORAGE=azure needs AZURE_CONTAINER set (see the README's Azure section)"
+            )
+        _validate_bucket("AZURE_CONTAINER", self.azure_container, "abfs://", "AZURE_PREFIX")
+        if not (self.azure_connection_string or self.azure_storage_account):
+            raise SettingsError(
+                "LAKE_STORAGE=azure needs AZURE_STORAGE_CONNECTION_STRING, or "
+                "AZURE_STORAGE_ACCOUNT with a credential DefaultAzureCredential finds "
+                "(see the README's Azure section)"
+            )
+
+
+def _validate_bucket(name: str, value: str, scheme: str, prefix_setting: str) -> None:
+    if "://" in value or "/" in value:
+        raise SettingsError(
+            f"{name}={value!r}: give the name only (not a {scheme} URI); a folder inside it goes "
+            f"in {prefix_setting}"
+        )
+    if not _BUCKET.match(value):
+        raise SettingsError(
+            f"{name}={value!r}: use 3 to 63 lower-case letters, digits, dots and hyphens"
+        )
 
 
 TEMPLATE_FIELDS = ("service", "year", "month")

@@ -7,7 +7,9 @@ are, so it measures the code the assets run, without the framework around it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -181,6 +183,18 @@ class WarehouseMonth:
     raw_sha256: str
 
 
+@contextmanager
+def readable_by(warehouse: Warehouse, lake: LakeStorage, path: str) -> Iterator[str]:
+    """The lake file's URI as the warehouse can load it: in place where it reads the lake
+    (DuckDB a folder, BigQuery a bucket), else a local copy for the load's duration."""
+    uri = lake.uri(path)
+    if warehouse.reads_uri(uri):
+        yield uri
+    else:
+        with lake.local_copy(path) as local:
+            yield local.as_uri()
+
+
 def load_warehouse_month(
     lake: LakeStorage, warehouse: Warehouse, contract: TableContract, service: str, month: date
 ) -> WarehouseMonth:
@@ -195,7 +209,8 @@ def load_warehouse_month(
         return quality.evaluate(identity.WAREHOUSE, evidence)
 
     try:
-        load = warehouse.replace_month(contract, month, lake.uri(path), expected_rows=footer.rows)
+        with readable_by(warehouse, lake, path) as uri:
+            load = warehouse.replace_month(contract, month, uri, expected_rows=footer.rows)
     except SliceMismatch as e:
         raise BlockingCheckFailed(judged(e.slice_rows)) from e
     seconds = time.monotonic() - started

@@ -64,7 +64,7 @@ def summary(settings: Settings) -> str:
     width = max(28, *(len(t) + 1 for t, _, _ in rows))
     lines = [f"warehouse {where}", f"  {'table':<{width}} {'month':<8} {'rows':>9}"]
     lines += [f"  {t:<{width}} {m:<8} {n:>9,}" for t, m, n in rows]
-    lines.append(f"lake {lake.uri('x')[:-2]}")
+    lines.append(f"lake {lake.uri('x')[:-2]}")  # the lake's root, whatever its store
     for path, size in lake.list_files():
         lines.append(f"  {path}  ({size:,} bytes)")
     return "\n".join(lines)

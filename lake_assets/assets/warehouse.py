@@ -83,7 +83,8 @@ def build_warehouse_trip_asset(
 def warehouse_taxi_zones(lake: LakeStorage, warehouse: Warehouse) -> dg.MaterializeResult:
     """Table nyc_taxi.taxi_zones, replaced whole from the lake Parquet."""
     footer = lake.parquet_footer(identity.LAKE_ZONES_PATH)
-    result = warehouse.replace_table(TAXI_ZONES, lake.uri(identity.LAKE_ZONES_PATH))
+    with steps.readable_by(warehouse, lake, identity.LAKE_ZONES_PATH) as uri:
+        result = warehouse.replace_table(TAXI_ZONES, uri)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.rows_loaded,

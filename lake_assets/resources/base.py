@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+import io
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -12,6 +14,7 @@ from typing import BinaryIO
 
 import dagster as dg
 
+from lake_assets import scratch
 from lake_assets.fetch import FetchResult, Probe
 from lake_assets.schemas import TableContract
 
@@ -29,12 +32,55 @@ class ParquetFooter:
         return cls(rows=meta.num_rows, metadata=kv)
 
 
+# Parquet ends with the footer's length (4 bytes, little-endian) and the magic PAR1.
+_PARQUET_TAIL = 8
+# One ranged read usually holds the whole footer; a wider one follows only when it does not.
+_FOOTER_GUESS = 64 * 1024
+
+
+def footer_from_tail(size: int, read_tail: Callable[[int], bytes], name: str) -> ParquetFooter:
+    """A Parquet footer from the object's last bytes (read_tail(n): its last n bytes), for object
+    stores that serve ranges: a row count never downloads the data."""
+    import pyarrow.parquet as pq
+
+    if size < 2 * len(b"PAR1") + _PARQUET_TAIL - 4:
+        raise ValueError(f"{name} has {size} bytes: too short to be a Parquet file")
+    tail = read_tail(min(size, _FOOTER_GUESS))
+    if tail[-4:] != b"PAR1":
+        raise ValueError(f"{name} does not end with Parquet's magic bytes: not a Parquet file")
+    need = int.from_bytes(tail[-_PARQUET_TAIL:-4], "little") + _PARQUET_TAIL
+    if need > len(tail):
+        tail = read_tail(min(size, need))
+    # The footer alone, behind the leading magic: pyarrow reads only the file's end.
+    return ParquetFooter.of(pq.ParquetFile(io.BytesIO(b"PAR1" + tail[-need:])))
+
+
+def object_key(prefix: str, path: str) -> str:
+    """The object name of a lake path under prefix; refuses paths that try to leave the lake."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError(f"lake path {path!r} is not a file path inside the lake")
+    prefix = prefix.strip("/")
+    return "/".join([prefix, *parts] if prefix else parts)
+
+
+def content_type(key: str) -> str:
+    if key.endswith(".parquet"):
+        return "application/vnd.apache.parquet"
+    if key.endswith(".gz"):
+        return "application/gzip"
+    if key.endswith(".csv"):
+        return "text/csv"
+    return "application/octet-stream"
+
+
 class LakeStorage(dg.ConfigurableResource, abc.ABC):
     """Files by path relative to the lake root. Every write is all-or-nothing."""
 
     @abc.abstractmethod
     def uri(self, path: str) -> str:
-        """Where path lives, as a URI a user or an engine can read (file://, gs://)."""
+        """Where path lives, as a URI a user or an engine can read (file://, gs://, s3://,
+        https://<account>.blob.core.windows.net/)."""
 
     @abc.abstractmethod
     @contextmanager
@@ -80,6 +126,51 @@ class LakeStorage(dg.ConfigurableResource, abc.ABC):
         """Every file of the lake as (relative path, bytes), sorted by path."""
 
 
+class ObjectStoreLake(LakeStorage):
+    """A lake in a bucket or container (GCS, S3, Azure Blob): the lake's paths under prefix,
+    scratch space on the worker's disk. Writes are staged there, then uploaded whole."""
+
+    prefix: str = ""
+    # Local scratch space for downloads and staged files (None: the system temp folder).
+    scratch_dir: str | None = None
+
+    def key(self, path: str) -> str:
+        return object_key(self.prefix, path)
+
+    @property
+    def listing_prefix(self) -> str:
+        """What every object name of the lake starts with ("" without a prefix)."""
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/" if prefix else ""
+
+    def relative(self, name: str) -> str:
+        return name[len(self.listing_prefix) :]
+
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        with self.staging_dir() as d:
+            local = d / "upload"
+            with open(local, "wb") as f:
+                yield f
+            self.put_file(local, path)
+
+    @contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        root = Path(self.scratch_dir or tempfile.gettempdir()) / "lake_assets-scratch"
+        with scratch.scratch_dir(root) as d:
+            yield d
+
+    def missing(self, path: str) -> FileNotFoundError:
+        return FileNotFoundError(f"{self.uri(path)} is not in the lake; materialize it first")
+
+    def conflict(self, path: str) -> RuntimeError:
+        """A conditional write refused: another run replaced the object since this one looked."""
+        return RuntimeError(
+            f"{self.uri(path)} changed while this run was replacing it (another run wrote it); "
+            "nothing of this run was published, retry the partition"
+        )
+
+
 @dataclass(frozen=True)
 class LoadResult:
     table: str
@@ -103,6 +194,11 @@ class SliceMismatch(RuntimeError):
 
 class Warehouse(dg.ConfigurableResource, abc.ABC):
     """Tables loaded from lake files; a month is replaced as one transaction."""
+
+    @abc.abstractmethod
+    def reads_uri(self, uri: str) -> bool:
+        """Whether loads read this lake URI in place; otherwise the caller hands them a local
+        copy (a DuckDB warehouse over an S3 or Azure lake)."""
 
     @abc.abstractmethod
     def table_name(self, contract: TableContract) -> str:

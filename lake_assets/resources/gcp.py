@@ -8,25 +8,25 @@ to it with anonymous credentials, so nothing looks for credentials or the metada
 from __future__ import annotations
 
 import secrets
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from dagster_gcp import BigQueryResource, GCSResource
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery, storage
 from pydantic import PrivateAttr
 
-from lake_assets import scratch, sql_dialect
+from lake_assets import sql_dialect
 from lake_assets.resources.base import (
-    LakeStorage,
     LoadResult,
+    ObjectStoreLake,
     ParquetFooter,
     SliceMismatch,
     Warehouse,
+    content_type,
 )
 from lake_assets.schemas import BIGQUERY_TYPES, TableContract
 
@@ -43,16 +43,13 @@ def _anonymous():
     return AnonymousCredentials()
 
 
-class GCSLake(LakeStorage):
+class GCSLake(ObjectStoreLake):
     """Lake in gs://bucket/prefix/, with the same relative paths as the local lake."""
 
     project: str
     bucket: str
-    prefix: str = ""
     # STORAGE_EMULATOR_HOST, e.g. http://127.0.0.1:4443: anonymous credentials, no Google.
     emulator_host: str | None = None
-    # Local scratch space for downloads and staged files (None: the system temp folder).
-    scratch_dir: str | None = None
 
     _client: storage.Client | None = PrivateAttr(default=None)
 
@@ -71,23 +68,8 @@ class GCSLake(LakeStorage):
     def _bucket(self) -> storage.Bucket:
         return self.client().bucket(self.bucket)
 
-    def key(self, path: str) -> str:
-        parts = [p for p in path.split("/") if p]
-        if not parts or any(p in (".", "..") for p in parts):
-            raise ValueError(f"lake path {path!r} is not a file path inside the lake")
-        prefix = self.prefix.strip("/")
-        return "/".join([prefix, *parts] if prefix else parts)
-
     def uri(self, path: str) -> str:
         return f"gs://{self.bucket}/{self.key(path)}"
-
-    @contextmanager
-    def open_write(self, path: str) -> Iterator[BinaryIO]:
-        with self.staging_dir() as d:
-            local = d / "upload"
-            with open(local, "wb") as f:
-                yield f
-            self.put_file(local, path)
 
     def put_file(self, local_file: Path, path: str) -> None:
         bucket = self._bucket()
@@ -99,15 +81,12 @@ class GCSLake(LakeStorage):
             # run saw: a concurrent writer's object is never silently overwritten.
             blob.upload_from_filename(
                 str(local_file),
-                content_type=_content_type(key),
+                content_type=content_type(key),
                 if_generation_match=current.generation if current else 0,
                 checksum="crc32c",
             )
         except gexc.PreconditionFailed as e:
-            raise RuntimeError(
-                f"{self.uri(path)} changed while this run was replacing it (another run wrote it); "
-                "nothing of this run was published, retry the partition"
-            ) from e
+            raise self.conflict(path) from e
 
     @contextmanager
     def local_copy(self, path: str) -> Iterator[Path]:
@@ -118,16 +97,8 @@ class GCSLake(LakeStorage):
                 # Streams to disk in chunks and verifies the object's CRC32C.
                 blob.download_to_filename(str(local), checksum="crc32c")
             except gexc.NotFound:
-                raise FileNotFoundError(
-                    f"{self.uri(path)} is not in the lake; materialize it first"
-                ) from None
+                raise self.missing(path) from None
             yield local
-
-    @contextmanager
-    def staging_dir(self) -> Iterator[Path]:
-        root = Path(self.scratch_dir or tempfile.gettempdir()) / "lake_assets-scratch"
-        with scratch.scratch_dir(root) as d:
-            yield d
 
     def move(self, src: str, dst: str) -> None:
         bucket = self._bucket()
@@ -172,22 +143,11 @@ class GCSLake(LakeStorage):
             return ParquetFooter.of(pq.ParquetFile(f))
 
     def list_files(self) -> list[tuple[str, int]]:
-        prefix = self.prefix.strip("/")
-        start = f"{prefix}/" if prefix else ""
+        start = self.listing_prefix
         return sorted(
-            (b.name[len(start) :], b.size)
+            (self.relative(b.name), b.size)
             for b in self.client().list_blobs(self.bucket, prefix=start or None)
         )
-
-
-def _content_type(key: str) -> str:
-    if key.endswith(".parquet"):
-        return "application/vnd.apache.parquet"
-    if key.endswith(".gz"):
-        return "application/gzip"
-    if key.endswith(".csv"):
-        return "text/csv"
-    return "application/octet-stream"
 
 
 def bigquery_schema(contract: TableContract) -> list[bigquery.SchemaField]:
@@ -311,6 +271,10 @@ class BigQueryWarehouse(Warehouse):
     @property
     def dataset(self) -> str:
         return self.dataset_name
+
+    def reads_uri(self, uri: str) -> bool:
+        # Load jobs read the bucket themselves; the worker never downloads the month.
+        return uri.startswith("gs://")
 
     def table_name(self, contract: TableContract) -> str:
         return f"{self.project}.{self.dataset_name}.{contract.name}"

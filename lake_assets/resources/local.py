@@ -195,6 +195,9 @@ class DuckDBWarehouse(Warehouse):
     def dataset(self) -> str:
         return self.schema_name
 
+    def reads_uri(self, uri: str) -> bool:
+        return urllib.parse.urlparse(uri).scheme in ("file", "")
+
     def table_name(self, contract: TableContract) -> str:
         return f"{self.schema_name}.{contract.name}"
 

@@ -228,3 +228,33 @@ def test_partitioned_assets_declare_their_checks():
         "borough_present": True,
     }
     assert by_asset["marts/trips_by_zone_monthly"] == {"every_trip_counted_once": True}
+
+
+@pytest.mark.parametrize(
+    "env, lake_type, kind",
+    [
+        (
+            {"LAKE_STORAGE": "s3", "S3_BUCKET": "my-lake", "AWS_REGION": "eu-west-1"},
+            "S3Lake",
+            "s3",
+        ),
+        (
+            {"LAKE_STORAGE": "azure", "AZURE_CONTAINER": "lake", "AZURE_STORAGE_ACCOUNT": "acct"},
+            "AzureBlobLake",
+            "azure",
+        ),
+        ({"LAKE_STORAGE": "gcs", "GCP_PROJECT": "p", "GCS_BUCKET": "my-lake"}, "GCSLake", "gcs"),
+    ],
+)
+def test_definitions_load_with_each_lake_store_under_the_duckdb_warehouse(env, lake_type, kind):
+    defs = build_definitions(Settings.from_env(env))
+    assert type(defs.resources["lake"]).__name__ == lake_type
+    assert type(defs.resources["warehouse"]).__name__ == "DuckDBWarehouse"
+    lake_key = dg.AssetKey(["lake", "yellow_tripdata"])
+    warehouse_key = dg.AssetKey(["warehouse", "yellow_tripdata"])
+    assert kind in defs.resolve_assets_def(lake_key).specs_by_key[lake_key].kinds
+    assert defs.resolve_assets_def(warehouse_key).specs_by_key[warehouse_key].kinds == {
+        "duckdb",
+        "table",
+    }
+    defs.resolve_all_job_defs()

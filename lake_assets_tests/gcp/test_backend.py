@@ -188,29 +188,6 @@ def test_a_month_with_rows_of_another_month_is_refused_and_the_table_kept(gcp_se
     assert tables == {"yellow_tripdata"}
 
 
-def test_lake_writes_are_all_or_nothing_and_reads_verify(gcp_settings):
-    lake, _ = build_backend(gcp_settings, resolved=True)
-    path = "raw/yellow_tripdata/yellow_tripdata_2021-01.csv.gz"
-    with lake.open_write(path) as f:
-        f.write(b"first version")
-    with pytest.raises(RuntimeError, match="cut"):
-        with lake.open_write(path) as f:
-            f.write(b"half of a second vers")
-            raise RuntimeError("download cut")
-    with lake.local_copy(path) as local:
-        assert local.read_bytes() == b"first version"
-    assert lake.list_files() == [(path, len(b"first version"))]
-    assert lake.exists(path) and not lake.exists("raw/nothing.csv")
-    lake.delete(path)
-    lake.delete(path)  # deleting what is gone is not an error
-    assert not lake.exists(path)
-    with pytest.raises(FileNotFoundError, match="is not in the lake; materialize it first"):
-        with lake.local_copy(path):
-            pass
-    with pytest.raises(ValueError, match="is not a file path inside the lake"):
-        lake.uri("../outside")
-
-
 def test_emulators_never_look_up_google_credentials(gcp_settings, monkeypatch):
     import google.auth
 

@@ -123,3 +123,78 @@ def test_a_lake_dir_under_a_regular_file_fails_at_load(tmp_path):
 def test_download_deadline_setting():
     assert Settings.from_env({}).download_deadline == 0.0
     assert Settings.from_env({"TLC_DOWNLOAD_DEADLINE": "900"}).download_deadline == 900.0
+
+
+def test_the_lake_store_defaults_from_lake_env_and_is_chosen_apart_from_the_warehouse():
+    assert Settings.from_env({}).storage == "local"
+    gcp = {"LAKE_ENV": "gcp", "GCP_PROJECT": "p", "GCS_BUCKET": "my-lake"}
+    assert Settings.from_env(gcp).storage == "gcs"
+    s3 = Settings.from_env(
+        {
+            "LAKE_STORAGE": "s3",
+            "S3_BUCKET": "my-lake",
+            "S3_PREFIX": "/tlc/",
+            "AWS_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        }
+    )
+    assert (s3.lake_env, s3.storage, s3.s3_bucket, s3.s3_prefix, s3.aws_region) == (
+        "local",
+        "s3",
+        "my-lake",
+        "tlc",
+        "eu-west-1",
+    )
+    azure = Settings.from_env(
+        {"LAKE_STORAGE": "AZURE", "AZURE_CONTAINER": "lake", "AZURE_STORAGE_ACCOUNT": "acct"}
+    )
+    assert (azure.storage, azure.azure_container, azure.azure_storage_account) == (
+        "azure",
+        "lake",
+        "acct",
+    )
+    secret = Settings.from_env(
+        {
+            "LAKE_STORAGE": "azure",
+            "AZURE_CONTAINER": "lake",
+            "AZURE_STORAGE_CONNECTION_STRING": "AccountKey=hush",
+        }
+    )
+    assert "hush" not in repr(secret)
+    gcs_under_duckdb = Settings.from_env(
+        {"LAKE_STORAGE": "gcs", "GCP_PROJECT": "p", "GCS_BUCKET": "my-lake"}
+    )
+    assert (gcs_under_duckdb.lake_env, gcs_under_duckdb.storage) == ("local", "gcs")
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"LAKE_STORAGE": "hdfs"}, "LAKE_STORAGE='hdfs' is not supported; use one of local, gcs"),
+        ({"LAKE_STORAGE": "s3"}, "LAKE_STORAGE=s3 needs S3_BUCKET set"),
+        (
+            {"LAKE_STORAGE": "s3", "S3_BUCKET": "s3://my-lake/tlc"},
+            "S3_BUCKET='s3://my-lake/tlc': give the name only (not a s3:// URI); a folder "
+            "inside it goes in S3_PREFIX",
+        ),
+        ({"LAKE_STORAGE": "s3", "S3_BUCKET": "My_Lake"}, "S3_BUCKET='My_Lake': use 3 to 63"),
+        (
+            {"LAKE_STORAGE": "s3", "S3_BUCKET": "my-lake", "AWS_ENDPOINT_URL": "127.0.0.1:5000"},
+            "AWS_ENDPOINT_URL='127.0.0.1:5000': use a URL such as http://127.0.0.1:5000",
+        ),
+        ({"LAKE_STORAGE": "azure"}, "LAKE_STORAGE=azure needs AZURE_CONTAINER set"),
+        (
+            {"LAKE_STORAGE": "azure", "AZURE_CONTAINER": "lake"},
+            "LAKE_STORAGE=azure needs AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT",
+        ),
+        ({"LAKE_STORAGE": "gcs"}, "LAKE_STORAGE=gcs needs GCP_PROJECT and GCS_BUCKET set"),
+        (
+            {"LAKE_ENV": "gcp", "GCP_PROJECT": "p", "GCS_BUCKET": "b1b", "LAKE_STORAGE": "s3"},
+            "LAKE_ENV=gcp loads BigQuery from the GCS lake, so LAKE_STORAGE='s3' cannot be used",
+        ),
+    ],
+)
+def test_bad_lake_store_settings_fail_at_load_naming_what_is_missing(env, message):
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(env)
+    assert message in str(e.value)
