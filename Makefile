@@ -11,7 +11,12 @@ DEMO_DIR ?= $(CURDIR)/data/demo
 INSTANCE ?= $(CURDIR)/dagster_home
 DEMO_MONTHS ?= 2021-01 2021-02 2021-03
 DEMO_ROWS ?= 20000
+# The partitions are the months the mirror holds (make demo DEMO_MONTHS='2021-01 2021-02 …'
+# generates more); TLC_START_MONTH/TLC_END_MONTH bound them so the UI offers no month that is
+# not there.
 DEMO_ENV := \
+	TLC_START_MONTH='$(firstword $(DEMO_MONTHS))' \
+	TLC_END_MONTH='$(lastword $(DEMO_MONTHS))' \
 	TLC_SOURCE_URL='file://$(DEMO_DIR)/mirror/{service}/{service}_tripdata_{year}-{month}.csv.gz' \
 	TLC_ZONES_URL='file://$(DEMO_DIR)/mirror/misc/taxi_zone_lookup.csv' \
 	LAKE_DIR='$(DEMO_DIR)/lake' \
@@ -29,7 +34,7 @@ AZURITE_VERSION := 3.37.0
 AZURITE := $(CURDIR)/.tools/node_modules/.bin/azurite-blob
 
 .PHONY: install install-azurite instance materialize test test-local test-gcp test-faults \
-	test-deploy test-clouds lint demo demo-gcp dev deploy-local deploy-stop gcp-emulators \
+	test-deploy test-ui test-clouds lint demo demo-gcp dev deploy-local deploy-stop gcp-emulators \
 	s3-emulator azure-emulator bench bench-quick clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
@@ -75,9 +80,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check lake_assets lake_assets_tests lake_dev
 
 # Stages: lint, everything local, LAKE_ENV=gcp against the emulators, the fault suite (real
-# kills and faulty servers against the CLI), the deployment's processes on PostgreSQL, then
-# every lake store against its emulator.
-test: lint test-local test-gcp test-faults test-deploy test-clouds
+# kills and faulty servers against the CLI), the deployment's processes on PostgreSQL, the UI in
+# headless Chromium against that stack, then every lake store against its emulator.
+test: lint test-local test-gcp test-faults test-deploy test-ui test-clouds
 
 STAGES := gcp or faults or deploy or clouds or ui
 test-local: $(STAMP)
@@ -85,6 +90,10 @@ test-local: $(STAMP)
 
 test-deploy: $(STAMP)
 	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m deploy
+
+# Playwright drives Debian's Chromium (/usr/bin/chromium); screenshots go to build/ui/.
+test-ui: $(STAMP)
+	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m ui
 
 test-faults: $(STAMP)
 	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m faults

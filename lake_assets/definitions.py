@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from lake_assets.alerts import alert_sensors
@@ -54,12 +56,16 @@ def step_executor() -> dg.ExecutorDefinition:
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Everything the code location holds, decided by settings alone."""
     partitions = build_monthly_partitions(settings)
-    assets = [
-        *build_raw_assets(partitions),
-        *build_lake_assets(partitions),
-        *build_warehouse_assets(partitions),
-        *build_mart_assets(partitions),
-    ]
+    with warnings.catch_warnings():
+        # Backfill policies are a beta parameter of @asset in Dagster 1.13; we choose them on
+        # purpose (README: Orchestration), so eleven warnings at every load say nothing new.
+        warnings.filterwarnings("ignore", r"Parameter `backfill_policy`", dg.BetaWarning)
+        assets = [
+            *build_raw_assets(partitions),
+            *build_lake_assets(partitions),
+            *build_warehouse_assets(partitions),
+            *build_mart_assets(partitions),
+        ]
     jobs = build_jobs()
     return dg.Definitions(
         assets=[_kinds_for(settings, a) for a in assets],

@@ -449,19 +449,3 @@ EVERY_TRIP_COUNTED_ONCE = _register(
         _counted_once,
     )
 ).name
-
-
-# --- a range of months in one run ----------------------------------------------------------
-
-
-def combine(name: str, by_month: list[tuple[str, Outcome]]) -> Outcome:
-    """One outcome for a run over several months: passes only if every month passes."""
-    failing = [(m, o) for m, o in by_month if not o.passed]
-    severity = ERROR if any(o.severity == ERROR for _, o in by_month) else WARN
-    metadata = {f"{m}": o.description for m, o in by_month}
-    if not failing:
-        return Outcome(name, True, severity, f"all {len(by_month)} months pass", metadata)
-    detail = "; ".join(f"{m}: {o.description}" for m, o in failing)
-    return Outcome(
-        name, False, severity, f"{len(failing)} of {len(by_month)} months fail: {detail}", metadata
-    )

@@ -101,3 +101,16 @@ def load_every_service(http_server, defs: dg.Definitions, month: str):
     result = materialize(defs, trip_selection() + MARTS, month)
     assert result.success
     return result
+
+
+def poll(condition, timeout: float, interval: float):
+    """condition()'s first truthy value within timeout seconds, asked every interval; else None."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    return None

@@ -1,6 +1,7 @@
-"""Turn quality.Outcome values into Dagster check specs and results."""
+"""Turn quality.Outcome values into Dagster check specs, results and per-month evaluations."""
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
@@ -10,15 +11,31 @@ from lake_assets.schemas import TableContract
 _SEVERITY = {quality.ERROR: dg.AssetCheckSeverity.ERROR, quality.WARN: dg.AssetCheckSeverity.WARN}
 
 
-def specs(key: dg.AssetKey, layer: str, contract: TableContract) -> list[dg.AssetCheckSpec]:
-    """The registered checks of layer for this table, as Dagster check specs."""
-    return [
-        dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
-        for c in quality.checks_for(layer, contract)
-    ]
+def specs(
+    key: dg.AssetKey,
+    layer: str,
+    contract: TableContract,
+    partitions: dg.PartitionsDefinition | None = None,
+) -> list[dg.AssetCheckSpec]:
+    """The registered checks of layer for this table, as Dagster check specs. With the asset's
+    partitions each month's result lands on that month (the Checks tab lists them by month)."""
+    with warnings.catch_warnings():
+        # Partitioned check specs are a preview feature in Dagster 1.13; we use them on purpose.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(
+                c.name,
+                asset=key,
+                blocking=c.blocking,
+                description=c.description,
+                partitions_def=partitions,
+            )
+            for c in quality.checks_for(layer, contract)
+        ]
 
 
 def results(outcomes: Iterable[quality.Outcome]) -> list[dg.AssetCheckResult]:
+    """Results of a one-month (or unpartitioned) step: Dagster files them under its partition."""
     return [
         dg.AssetCheckResult(
             check_name=o.name,
@@ -29,6 +46,33 @@ def results(outcomes: Iterable[quality.Outcome]) -> list[dg.AssetCheckResult]:
         )
         for o in outcomes
     ]
+
+
+def evaluations(
+    key: dg.AssetKey, partition: str, outcomes: Iterable[quality.Outcome]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """One month's results inside a run of several months, each filed under its own month (a
+    check result of a range run would otherwise land on no partition at all)."""
+    for o in outcomes:
+        yield dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name=o.name,
+            passed=o.passed,
+            metadata=o.metadata,
+            severity=_SEVERITY[o.severity],
+            description=o.description,
+            blocking=o.severity == quality.ERROR,
+            partition=partition,
+        )
+
+
+def planned_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
+    """The step's check outputs, marked as produced once every month's evaluation is logged:
+    their results went out as per-month evaluations, so these carry none of their own."""
+    for check_key in context.selected_asset_check_keys:
+        yield dg.Output(
+            None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key)
+        )
 
 
 def failed(outcomes: list[quality.Outcome]) -> list[str]:

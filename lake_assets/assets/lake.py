@@ -97,7 +97,7 @@ def build_lake_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> 
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"parquet", "duckdb"},
         metadata={"dagster/column_schema": table_schema(contract)},
-        check_specs=checks.specs(key, identity.LAKE, contract),
+        check_specs=checks.specs(key, identity.LAKE, contract, partitions),
         description=(
             f"The month's {service} trips as zstd Parquet with the fixed {contract.name} schema. "
             "Rows that do not fit fail the step, or go to a rejects file with "

@@ -83,7 +83,7 @@ def build_mart_asset(
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
-        check_specs=checks.specs(key, identity.MARTS, contract),
+        check_specs=checks.specs(key, identity.MARTS, contract, partitions),
         backfill_policy=RANGE_IN_ONE_RUN,
         description=description,
     )

@@ -1,10 +1,10 @@
 """One month, or a range of months in one run (a backfill): what Dagster records for each.
 
 A single month returns its own metadata and check results. A range records one
-materialization for every month of it, so each month's own figures go into an observation of
-that month, the checks are combined (a check passes only if it passes for every month), and the
-materialization carries a table by month. If a month fails midway, the months already written
-are recorded as materialized before the error propagates, so the catalog matches the data.
+materialization for every month of it, each with that month's own figures (partition-scoped
+metadata) beside a table of the run by month, and each month's check results filed under that
+month. If a month fails midway, the months already written are recorded as materialized, with
+their checks, before the error propagates, so the catalog matches the data.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -44,16 +44,24 @@ def _label(month: date) -> str:
 
 
 def _record(context: dg.AssetExecutionContext, key: dg.AssetKey, done: list[MonthDone]) -> None:
+    """The months a failed range wrote before its failure: materialized, with their checks."""
     for d in done:
         context.log_event(
             dg.AssetMaterialization(asset_key=key, partition=_label(d.month), metadata=d.metadata)
         )
+        for evaluation in checks.evaluations(key, _label(d.month), d.outcomes):
+            context.log_event(evaluation)
 
 
-def blocked(label: str | None, e: steps.BlockingCheckFailed) -> Iterator:
-    """The failed month's check results, then the step's failure (not retried: the same input
-    fails the same check again)."""
-    yield from checks.results(e.outcomes)
+def blocked(
+    label: str | None, e: steps.BlockingCheckFailed, key: dg.AssetKey | None = None
+) -> Iterator:
+    """The failed month's check results (with key: filed under that month of a range), then the
+    step's failure (not retried: the same input fails the same check again)."""
+    if key is not None and label is not None:
+        yield from checks.evaluations(key, label, e.outcomes)
+    else:
+        yield from checks.results(e.outcomes)
     where = f"{label}: " if label else ""
     raise dg.Failure(description=f"{where}{e}", allow_retries=False) from e
 
@@ -68,16 +76,19 @@ def run_months(
 ) -> Iterator:
     """Yields the materialization (and check results) of the months, or of the months done
     before one that failed, then that failure."""
+    ranged = len(months) > 1
     done: list[MonthDone] = []
-    for month in months:
+    for i, month in enumerate(months):
+        if ranged:
+            context.log.info(f"{_label(month)}: month {i + 1} of {len(months)}")
         try:
             done.append(build(month))
         except steps.BlockingCheckFailed as e:
-            if len(months) > 1:
+            if ranged:
                 _record(context, key, done)
-            yield from blocked(_label(month), e)
+            yield from blocked(_label(month), e, key if ranged else None)
         except BaseException:
-            if len(months) > 1:
+            if ranged:
                 _record(context, key, done)
             raise
     for d in done:
@@ -86,26 +97,22 @@ def run_months(
                 f"{_label(d.month)}: blocking check failed, downstream steps will not run: "
                 f"{problem}"
             )
-    if len(done) == 1:
+    if not ranged:
         d = done[0]
         yield dg.MaterializeResult(metadata=d.metadata, check_results=checks.results(d.outcomes))
         return
+    # Each month keeps its own figures (rows, bytes, null rates, schema) on its own
+    # materialization; the run's summary goes on every month of it beside them.
     for d in done:
-        context.log_event(
-            dg.AssetObservation(asset_key=key, partition=_label(d.month), metadata=d.metadata)
-        )
-    names = list(dict.fromkeys(o.name for d in done for o in d.outcomes))
-    by_name = {
-        n: [(_label(d.month), o) for d in done for o in d.outcomes if o.name == n] for n in names
-    }
-    combined = [quality.combine(n, by_month) for n, by_month in by_name.items()]
+        context.add_asset_metadata(d.metadata, partition_key=_label(d.month))
     rows = [(_label(d.month), *summary(d)) for d in done]
     yield dg.MaterializeResult(
         metadata={
             "months": len(done),
-            # Not dagster/row_count: Dagster copies this result to every month of the range.
             "rows_in_run": sum(int(d.metadata.get("dagster/row_count", 0)) for d in done),
             "by_month": dg.MetadataValue.md(markdown_table(["month", *summary_header], rows)),
-        },
-        check_results=checks.results(combined),
+        }
     )
+    for d in done:
+        yield from checks.evaluations(key, _label(d.month), d.outcomes)
+    yield from checks.planned_outputs(context)

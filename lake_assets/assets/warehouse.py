@@ -35,7 +35,7 @@ def build_warehouse_trip_asset(
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
         metadata={"dagster/column_schema": table_schema(contract)},
-        check_specs=checks.specs(key, identity.WAREHOUSE, contract),
+        check_specs=checks.specs(key, identity.WAREHOUSE, contract, partitions),
         description=(
             f"Table nyc_taxi.{contract.name}: each partition is the slice whose source_month is "
             "that month, replaced in one transaction from the lake Parquet."

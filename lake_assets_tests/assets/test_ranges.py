@@ -44,21 +44,38 @@ def test_a_backfilled_range_converts_and_loads_each_month_in_one_run(http_server
             if e.asset_key.to_user_string() == key
         ]
         assert sorted(e.partition for e in events) == list(months)
-        range_metadata = events[0].materialization.metadata
-        assert range_metadata["rows_in_run"].value == 600
-        assert "dagster/row_count" not in range_metadata
-        # Each month's own figures are in its observation.
-        observations = instance.fetch_observations(dg.AssetKey(key.split("/")), limit=10).records
-        assert {
-            r.partition_key: r.asset_observation.metadata["dagster/row_count"].value
-            for r in observations
-        } == months
+        # Each month's materialization keeps its own figures, beside the run's summary.
+        by_month = {e.partition: e.materialization.metadata for e in events}
+        assert {m: md["dagster/row_count"].value for m, md in by_month.items()} == months
+        for md in by_month.values():
+            assert md["rows_in_run"].value == 600
+            assert md["months"].value == 3
+        recorded = instance.fetch_materializations(dg.AssetKey(key.split("/")), limit=10).records
+        assert sorted(r.partition_key for r in recorded) == list(months)  # one each, no copies
+    lake_months = {
+        e.partition: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "lake/green_tripdata"
+    }
+    assert {m: md["bytes"].value > 0 for m, md in lake_months.items()} == dict.fromkeys(
+        months, True
+    )
+    assert all("dagster/column_schema" in md for md in lake_months.values())
+    # Every check result is filed under its own month, one per month and check.
     checks = {
-        (e.asset_key.to_user_string(), e.check_name): (e.passed, e.description)
+        (e.asset_key.to_user_string(), e.check_name, e.partition): (e.passed, e.description)
         for e in result.get_asset_check_evaluations()
     }
-    assert checks[("lake/green_tripdata", "rows_accounted_for")] == (True, "all 3 months pass")
-    assert checks[("warehouse/green_tripdata", "slice_matches_lake")] == (True, "all 3 months pass")
+    for month, rows in months.items():
+        assert checks[("lake/green_tripdata", "rows_accounted_for", month)][0] is True
+        assert checks[("warehouse/green_tripdata", "slice_matches_lake", month)] == (
+            True,
+            f"{rows} rows for {month}-01",
+        )
+    assert None not in {partition for _, _, partition in checks}
+    check_key = dg.AssetCheckKey(dg.AssetKey(["lake", "green_tripdata"]), "rows_accounted_for")
+    stored = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
+    assert sorted(r.event.asset_check_evaluation.partition for r in stored) == list(months)
 
 
 def test_a_range_failing_midway_records_the_months_before_it(http_server, settings, defs):
@@ -78,6 +95,15 @@ def test_a_range_failing_midway_records_the_months_before_it(http_server, settin
     )
     key = dg.AssetKey(["lake", "green_tripdata"])
     assert instance.get_materialized_partitions(key) == {"2020-01"}
+    # January's checks are recorded on January; February, which failed, has none.
+    logged = [r.dagster_event for r in instance.all_logs(result.run_id) if r.dagster_event]
+    filed = {
+        (e.asset_check_evaluation_data.check_name, e.asset_check_evaluation_data.partition)
+        for e in logged
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert ("rows_accounted_for", "2020-01") in filed
+    assert {partition for _, partition in filed} == {"2020-01"}
     lake = sorted(f for f in lake_files(settings) if f.startswith("lake/"))
     assert lake == ["lake/green_tripdata/green_tripdata_2020-01.parquet"]
 
@@ -116,19 +142,15 @@ def test_a_range_of_months_builds_the_marts_in_one_run(http_server, settings, de
     ]
     assert sorted(e.partition for e in mart) == ["2020-01", "2020-02", "2020-03"]
     assert mart[0].materialization.metadata["months"].value == 3
-    observations = instance.fetch_observations(
-        dg.AssetKey(["marts", "service_summary_monthly"]), limit=10
-    ).records
-    by_month = {
-        r.partition_key: r.asset_observation.metadata["green_trips"].value for r in observations
-    }
+    by_month = {e.partition: e.materialization.metadata["green_trips"].value for e in mart}
     assert by_month == months
-    (check,) = [
+    mart_checks = [
         e
         for e in result.get_asset_check_evaluations()
         if e.asset_key.to_user_string() == "marts/service_summary_monthly"
     ]
-    assert (check.passed, check.description) == (True, "all 3 months pass")
+    assert sorted(e.partition for e in mart_checks) == list(months)
+    assert all(e.passed for e in mart_checks)
 
     con = duckdb.connect(settings.duckdb_path, read_only=True)
     got = con.execute(
@@ -137,3 +159,12 @@ def test_a_range_of_months_builds_the_marts_in_one_run(http_server, settings, de
     ).fetchall()
     con.close()
     assert dict(got) == months
+
+
+def test_a_single_month_files_its_check_results_under_that_month(http_server, defs):
+    http_server.publish("green", "2020-02", 150)
+    result = materialize(defs, trip_selection("green"), "2020-02")
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) > 5
+    assert {e.partition for e in evaluations} == {"2020-02"}

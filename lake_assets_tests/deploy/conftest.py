@@ -1,120 +1,20 @@
-"""The deployment's real stack for the tests: PostgreSQL, the code server, dagster-webserver and
-dagster-daemon as separate processes (lake_dev.deploy_local, what `make deploy-local` runs), on
-an offline mirror of six months, with a webhook receiver on 127.0.0.1 for the alerts."""
+"""The deployment stage's stack: six months on the mirror, the schedules ticking every minute."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import os
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from lake_dev import generator
-from lake_dev.deploy_local import Deployment, free_port
+from lake_assets_tests.stack import Stack, running_stack
 
 MONTHS = ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05", "2021-06"]
 ROWS = {"yellow": 1500, "green": 400, "fhv": 800}
-LOCATION = {"repositoryLocationName": "lake_assets", "repositoryName": "__repository__"}
-
-
-@dataclass
-class Stack:
-    deployment: Deployment
-    mirror: Path
-    posts: list[dict]
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.deployment.url}/graphql",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                data = json.loads(resp.read())
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"GraphQL answered {e.code}: {e.read()[:2000]!r}") from None
-        assert "errors" not in data, data["errors"]
-        return data["data"]
-
-    def instance(self) -> dg.DagsterInstance:
-        return dg.DagsterInstance.from_config(str(self.deployment.home))
-
-    def wait(self, condition, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(1)
-        logs = {n: (self.deployment.root / f"{n}.log") for n in ("daemon", "code_server")}
-        tails = "\n".join(
-            f"--- {n}\n{p.read_text(errors='replace')[-2500:]}" for n, p in logs.items()
-        )
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
-
-
-def _webhook() -> tuple[http.server.ThreadingHTTPServer, list[dict]]:
-    posts: list[dict] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            posts.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, posts
 
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("deploy")
-    mirror = root / "mirror"
-    months = [date.fromisoformat(f"{m}-01") for m in MONTHS]
-    generator.write_mirror(mirror, tuple(ROWS), months, ROWS)
-    server, posts = _webhook()
-    env = {
-        "TLC_SOURCE_URL": f"file://{mirror}/{{service}}/{{service}}_tripdata_{{year}}-{{month}}.csv.gz",
-        "TLC_ZONES_URL": f"file://{mirror}/misc/taxi_zone_lookup.csv",
-        "LAKE_DIR": str(root / "lake"),
-        "DUCKDB_PATH": str(root / "warehouse.duckdb"),
-        "TLC_START_MONTH": MONTHS[0],
-        "TLC_END_MONTH": MONTHS[-1],
-        # Every minute, so that the daemon's schedule tick can be seen in a test.
-        "TLC_SCHEDULE": "* * * * *",
-        "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hooks/deploy",
-    }
-    deployment = Deployment(
-        root / "stack", env, pg_port=free_port(), grpc_port=free_port(), ui_port=free_port()
+    # Every minute, so that the daemon's schedule tick can be seen in a test.
+    yield from running_stack(
+        tmp_path_factory.mktemp("deploy"), MONTHS, ROWS, {"TLC_SCHEDULE": "* * * * *"}
     )
-    saved = dict(os.environ)
-    try:
-        deployment.start()
-        # This process reads the same instance (deploy/dagster.yaml takes its address from env).
-        os.environ.update(
-            {k: v for k, v in deployment.process_env().items() if k.startswith("DAGSTER_")}
-        )
-        yield Stack(deployment, mirror, posts)
-    finally:
-        deployment.stop()
-        server.shutdown()
-        os.environ.clear()
-        os.environ.update(saved)

@@ -17,7 +17,8 @@ import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
 from lake_assets import identity
-from lake_assets_tests.deploy.conftest import LOCATION, ROWS
+from lake_assets_tests.deploy.conftest import ROWS
+from lake_assets_tests.stack import LOCATION
 
 pytestmark = pytest.mark.deploy
 
@@ -43,17 +44,6 @@ mutation($params: ExecutionParams!) {
 }"""
 
 
-def _warehouse_counts(stack, table: str) -> dict[str, int]:
-    con = duckdb.connect(stack.deployment.env["DUCKDB_PATH"], read_only=True)
-    try:
-        rows = con.execute(
-            f"SELECT strftime(source_month, '%Y-%m'), count(*) FROM nyc_taxi.{table} GROUP BY 1"
-        ).fetchall()
-    finally:
-        con.close()
-    return dict(rows)
-
-
 def _launch_backfill(stack, months: list[str]) -> str:
     result = stack.graphql(
         BACKFILL,
@@ -61,19 +51,6 @@ def _launch_backfill(stack, months: list[str]) -> str:
     )["launchPartitionBackfill"]
     assert result["__typename"] == "LaunchBackfillSuccess", result
     return result["backfillId"]
-
-
-def _backfill_done(stack, backfill_id: str):
-    with stack.instance() as instance:
-        backfill = instance.get_backfill(backfill_id)
-        if backfill.status == BulkActionStatus.REQUESTED:
-            return None
-        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        if any(
-            r.status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) for r in runs
-        ):
-            return None
-        return backfill.status
 
 
 def _max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -103,10 +80,10 @@ def _warehouse_steps(instance: dg.DagsterInstance, runs: list) -> list[tuple[flo
 def test_a_backfill_through_the_webserver_runs_through_the_queue(stack):
     months = ["2021-01", "2021-02", "2021-03"]
     backfill_id = _launch_backfill(stack, months)
-    status = stack.wait(lambda: _backfill_done(stack, backfill_id), 600, "the backfill")
+    status = stack.wait(lambda: stack.backfill_done(backfill_id), 600, "the backfill")
     assert status == BulkActionStatus.COMPLETED_SUCCESS
     for service, rows in ROWS.items():
-        assert _warehouse_counts(stack, f"{service}_tripdata") == {m: rows for m in months}
+        assert stack.warehouse_counts(f"{service}_tripdata") == {m: rows for m in months}
     with stack.instance() as instance:
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         records = instance.get_run_records(dg.RunsFilter(run_ids=[r.run_id for r in runs]))
@@ -134,10 +111,10 @@ def test_a_daemon_killed_mid_backfill_restarts_and_completes_it(stack):
     time.sleep(2)
     stack.deployment.spawn("daemon")
     stack.deployment.wait_ready("daemon")
-    status = stack.wait(lambda: _backfill_done(stack, backfill_id), 600, "the backfill")
+    status = stack.wait(lambda: stack.backfill_done(backfill_id), 600, "the backfill")
     assert status == BulkActionStatus.COMPLETED_SUCCESS
     for service, rows in ROWS.items():
-        counts = _warehouse_counts(stack, f"{service}_tripdata")
+        counts = stack.warehouse_counts(f"{service}_tripdata")
         assert {m: counts.get(m) for m in months} == {m: rows for m in months}
     with stack.instance() as instance:
         # no month launched twice: one successful materialization of each warehouse month

@@ -21,6 +21,7 @@ import pytest
 
 from lake_assets import instance
 from lake_assets_tests.conftest import REPO, SOURCE_TEMPLATE, FileServer
+from lake_assets_tests.helpers import poll
 from lake_dev import generator
 
 BIN = Path(sys.executable).parent
@@ -28,13 +29,10 @@ CONFIG = REPO / "dagster_home" / "dagster.yaml"
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    value = poll(condition, timeout, 0.05)
+    if not value:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return value
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -41,6 +41,7 @@ def test_six_parallel_make_runs_on_a_fresh_home(tmp_path):
                 "materialize",
                 f"INSTANCE={home}",
                 f"DEMO_DIR={demo}",
+                f"DEMO_MONTHS={' '.join(MONTHS)}",
                 "SELECT=raw/green_tripdata,lake/green_tripdata,warehouse/green_tripdata",
                 f"PARTITION={month}",
             ],
