@@ -86,30 +86,37 @@ test: lint test-local test-gcp test-faults test-deploy test-ui test-clouds
 
 STAGES := gcp or faults or deploy or clouds or ui
 test-local: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not ($(STAGES))'
+	@echo "pytest -m 'not ($(STAGES))'"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not ($(STAGES))'
 
 test-deploy: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m deploy
+	@echo "pytest -m deploy"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m deploy
 
 # Playwright drives Debian's Chromium (/usr/bin/chromium); screenshots go to build/ui/.
 test-ui: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m ui
+	@echo "pytest -m ui"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m ui
 
 test-faults: $(STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m faults
+	@echo "pytest -m faults"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m faults
 
 test-gcp: $(STAMP) $(BQEMU_STAMP)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
+	@echo "pytest -m gcp"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		$(BIN)/python -m pytest -m gcp
 
 # The LakeStorage contract on the folder, fake-gcs-server, moto's S3 server and Azurite, and a
 # month end to end with the lake on S3 and on Azure Blob.
 test-clouds: $(STAMP) $(BQEMU_STAMP) $(AZURITE)
-	DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
+	@echo "pytest -m clouds"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		AZURITE='$(AZURITE)' $(BIN)/python -m pytest -m clouds
 
 demo: $(STAMP) instance
-	$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
+	@echo "python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)  (about 2 minutes)"
+	@$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
 # fake-gcs-server on 127.0.0.1:4443 and bqemulator on 127.0.0.1:9050, in the foreground.
 gcp-emulators: $(STAMP) $(BQEMU_STAMP)
@@ -126,13 +133,15 @@ azure-emulator: $(STAMP) $(AZURITE)
 
 # The demo with LAKE_ENV=gcp: starts both emulators on free ports, runs, stops them.
 demo-gcp: $(STAMP) $(BQEMU_STAMP) instance
-	$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --gcp-emulators '$(GCP_EMULATOR_DIR)' \
+	@echo "python -m lake_dev.demo --gcp-emulators $(GCP_EMULATOR_DIR) --months $(DEMO_MONTHS)"
+	@$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --gcp-emulators '$(GCP_EMULATOR_DIR)' \
 		--bqemu-python '$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		--months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
 dev: $(STAMP) instance
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
-	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+	@echo "dagster dev -w workspace.yaml  (the UI on http://127.0.0.1:3000; months $(DEMO_MONTHS))"
+	@$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 
 # The deployment's topology as processes (PostgreSQL, code server, webserver, daemon) on the
 # demo's settings; in the foreground, Ctrl-C stops all. `make deploy-stop` ends a backgrounded one.

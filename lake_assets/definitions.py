@@ -16,7 +16,7 @@ from lake_assets.jobs import build_jobs
 from lake_assets.partitions import build_monthly_partitions
 from lake_assets.resources.build import build_resources
 from lake_assets.sensors import build_release_sensors, build_schedules
-from lake_assets.settings import Settings
+from lake_assets.settings import Settings, SettingsError
 
 # The kind icon of each lake store (Dagster's names for them).
 STORAGE_KINDS = {"gcs": "gcs", "s3": "s3", "azure": "azure"}
@@ -67,7 +67,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *build_mart_assets(partitions),
         ]
     jobs = build_jobs()
-    return dg.Definitions(
+    defs = dg.Definitions(
         assets=[_kinds_for(settings, a) for a in assets],
         jobs=list(jobs.values()),
         schedules=build_schedules(
@@ -77,6 +77,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources=build_resources(settings),
         executor=step_executor(),
     )
+    with warnings.catch_warnings():
+        # Each job runs one month of its layers (raw one month per run, the others a range in
+        # one): its runs take the smaller policy, one month, which is what a job run is for;
+        # asset backfills keep each asset's own. Resolved once here, the jobs are cached.
+        warnings.filterwarnings("ignore", r"Asset job .* varying BackfillPolicies")
+        defs.resolve_all_job_defs()
+    return defs
 
 
-defs = build_definitions(Settings.from_env())
+def _load() -> dg.Definitions:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        # The message names the setting and the fix; the frames inside settings.py add nothing
+        # to the trace the CLI prints and the UI shows under Deployment.
+        raise SettingsError(f"lake_assets cannot load: {e}") from None
+    return build_definitions(settings)
+
+
+defs = _load()

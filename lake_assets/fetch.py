@@ -12,7 +12,7 @@ import os
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -332,8 +332,10 @@ def download(
     last_modified: str | None = None,
     deadline: float | None = None,
     file_root: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> FetchResult:
     """Copy url into out chunk by chunk; hash it; verify gzip integrity when it is gzip.
+    progress(bytes so far, total or None) is called after every chunk.
 
     With etag / last_modified of the copy already landed, the request is conditional: a 304
     returns a FetchResult with not_modified=True and writes nothing. Raises before returning if
@@ -352,6 +354,8 @@ def download(
         )
     sha = hashlib.sha256()
     size = 0
+    length = headers.get("Content-Length", "")
+    total = int(length) if length.isdigit() else None
     verifier: GzipVerifier | None = None
     first = True
     head = tail = b""
@@ -378,6 +382,8 @@ def download(
         sha.update(block)
         out.write(block)
         size += len(block)
+        if progress is not None:
+            progress(size, total)
     if verifier is not None:
         verifier.finish(url)
     elif size == 0:

@@ -31,6 +31,7 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 LAKE_ENVS = ("local", "gcp")
 # Where the lake lives; by default the LAKE_ENV's own (a folder for local, GCS for gcp).
 LAKE_STORAGES = ("local", "gcs", "s3", "azure")
+_OBJECT_STORES = "(see the README: The lake on S3 or Azure Blob)"
 STORAGE_OF_ENV = {"local": "local", "gcp": "gcs"}
 # Bucket names (S3) and container names (Azure): lower case, digits, dots and hyphens.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -225,7 +226,7 @@ class Settings:
 
     def _validate_s3(self) -> None:
         if not self.s3_bucket:
-            raise SettingsError("LAKE_STORAGE=s3 needs S3_BUCKET set (see the README's S3 section)")
+            raise SettingsError(f"LAKE_STORAGE=s3 needs S3_BUCKET set {_OBJECT_STORES}")
         _validate_bucket("S3_BUCKET", self.s3_bucket, "s3://", "S3_PREFIX")
         if self.aws_endpoint_url and not self.aws_endpoint_url.startswith(("http://", "https://")):
             raise SettingsError(
@@ -235,15 +236,13 @@ class Settings:
 
     def _validate_azure(self) -> None:
         if not self.azure_container:
-            raise SettingsError(
-                "LAKE_STORAGE=azure needs AZURE_CONTAINER set (see the README's Azure section)"
-            )
+            raise SettingsError(f"LAKE_STORAGE=azure needs AZURE_CONTAINER set {_OBJECT_STORES}")
         _validate_bucket("AZURE_CONTAINER", self.azure_container, "abfs://", "AZURE_PREFIX")
         if not (self.azure_connection_string or self.azure_storage_account):
             raise SettingsError(
                 "LAKE_STORAGE=azure needs AZURE_STORAGE_CONNECTION_STRING, or "
                 "AZURE_STORAGE_ACCOUNT with a credential DefaultAzureCredential finds "
-                "(see the README's Azure section)"
+                f"{_OBJECT_STORES}"
             )
 
 

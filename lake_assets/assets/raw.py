@@ -28,6 +28,27 @@ def _latest(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
+# A long download says how far it is in the run's log this often.
+PROGRESS_SECONDS = 5.0
+
+
+def _progress_log(context: dg.AssetExecutionContext, url: str) -> Callable[[int, int | None], None]:
+    """A download progress callback that logs bytes of total and the rate every few seconds."""
+    started = last = time.monotonic()
+
+    def log(done: int, total: int | None) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < PROGRESS_SECONDS:
+            return
+        last = now
+        rate = done / (now - started) / 2**20
+        of = f" of {total / 2**20:,.1f} MiB ({done / total:.0%})" if total else ""
+        context.log.info(f"{url}: {done / 2**20:,.1f} MiB{of} at {rate:,.1f} MiB/s")
+
+    return log
+
+
 def _landed(lake: LakeStorage, previous: dict, lake_meta: dict) -> str | None:
     """Where the previous landing's bytes are now: still a candidate, or promoted by a lake step
     that recorded converting exactly those bytes. None: gone, or another source or lake."""
@@ -82,7 +103,11 @@ def _land(
             staged = staging / "download"
             with open(staged, "wb") as out:
                 result = source.download(
-                    url, out, previous.get("etag") or None, previous.get("last_modified") or None
+                    url,
+                    out,
+                    previous.get("etag") or None,
+                    previous.get("last_modified") or None,
+                    progress=_progress_log(context, url),
                 )
             if result.not_modified:
                 unchanged = "the source answered 304 Not Modified"

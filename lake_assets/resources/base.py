@@ -257,9 +257,11 @@ class TripSource(dg.ConfigurableResource, abc.ABC):
         out: BinaryIO,
         etag: str | None = None,
         last_modified: str | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> FetchResult:
-        """Stream url into out, conditionally when etag / last_modified are given.
-        Raises lake_assets.fetch.SourceError subclasses."""
+        """Stream url into out, conditionally when etag / last_modified are given; progress
+        (bytes so far, total or None) after each chunk. Raises lake_assets.fetch.SourceError
+        subclasses."""
 
     @abc.abstractmethod
     def probe(self, url: str) -> Probe | None:

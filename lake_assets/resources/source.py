@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from datetime import date
 from typing import BinaryIO
 
@@ -44,6 +45,7 @@ class UrlTemplateSource(TripSource):
         out: BinaryIO,
         etag: str | None = None,
         last_modified: str | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> fetch.FetchResult:
         return fetch.download(
             url,
@@ -53,6 +55,7 @@ class UrlTemplateSource(TripSource):
             last_modified,
             deadline=self.deadline_seconds,
             file_root=self._root(url),
+            progress=progress,
         )
 
     def probe(self, url: str) -> fetch.Probe | None:

@@ -56,7 +56,10 @@ def browser():
     except ImportError:
         _unavailable("playwright is not installed (pip install 'lake_assets[ui]'; make install)")
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        _unavailable(f"no Chromium at {CHROMIUM}: install Debian's package chromium")
+        _unavailable(
+            f"no Chromium at {CHROMIUM}: install Debian's package chromium "
+            "(apt-get install chromium; .ci/run does)"
+        )
     with sync_playwright() as p:
         try:
             chromium = p.chromium.launch(
@@ -73,9 +76,8 @@ def browser():
 
 
 def _unavailable(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    # Never a skip: a stage that cannot start its browser has tested nothing.
+    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture

@@ -178,3 +178,14 @@ def test_file_urls_stay_below_their_root(tmp_path):
         fetch.download(url, io.BytesIO(), file_root=root)
     assert "outside the mirror's folder" in str(info.value)
     assert not isinstance(info.value, fetch.TransientSourceError)
+
+
+def test_progress_reports_bytes_so_far_of_the_announced_total(http_server):
+    data = _body(http_server)
+    calls: list[tuple[int, int | None]] = []
+    result = fetch.download(
+        f"{http_server.url}/f.csv.gz", io.BytesIO(), progress=lambda n, t: calls.append((n, t))
+    )
+    assert result.bytes == len(data)
+    assert calls and calls[-1] == (len(data), len(data))
+    assert [n for n, _ in calls] == sorted(n for n, _ in calls)
