@@ -214,8 +214,7 @@ class Settings:
             ("STORAGE_EMULATOR_HOST", self.storage_emulator_host),
             ("BIGQUERY_EMULATOR_HOST", self.bigquery_emulator_host),
         ):
-            if host and not host.startswith(("http://", "https://")):
-                raise SettingsError(f"{name}={host!r}: use a URL such as http://127.0.0.1:9050")
+            _validate_endpoint(name, host, "http://127.0.0.1:9050")
         if self.lake_env == "gcp" and bool(self.storage_emulator_host) != bool(
             self.bigquery_emulator_host
         ):
@@ -228,11 +227,7 @@ class Settings:
         if not self.s3_bucket:
             raise SettingsError(f"LAKE_STORAGE=s3 needs S3_BUCKET set {_OBJECT_STORES}")
         _validate_bucket("S3_BUCKET", self.s3_bucket, "s3://", "S3_PREFIX")
-        if self.aws_endpoint_url and not self.aws_endpoint_url.startswith(("http://", "https://")):
-            raise SettingsError(
-                f"AWS_ENDPOINT_URL={self.aws_endpoint_url!r}: use a URL such as "
-                "http://127.0.0.1:5000"
-            )
+        _validate_endpoint("AWS_ENDPOINT_URL", self.aws_endpoint_url, "http://127.0.0.1:5000")
 
     def _validate_azure(self) -> None:
         if not self.azure_container:
@@ -244,6 +239,12 @@ class Settings:
                 "AZURE_STORAGE_ACCOUNT with a credential DefaultAzureCredential finds "
                 f"{_OBJECT_STORES}"
             )
+
+
+def _validate_endpoint(name: str, value: str, example: str) -> None:
+    """An optional service endpoint: unset, or an http(s) URL."""
+    if value and not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name}={value!r}: use a URL such as {example}")
 
 
 def _validate_bucket(name: str, value: str, scheme: str, prefix_setting: str) -> None:

@@ -61,7 +61,7 @@ def evaluations(
             metadata=o.metadata,
             severity=_SEVERITY[o.severity],
             description=o.description,
-            blocking=o.severity == quality.ERROR,
+            blocking=quality.CHECKS[o.name].blocking,
             partition=partition,
         )
 

@@ -199,13 +199,11 @@ class S3Lake(ObjectStoreLake):
         return footer_from_tail(head["ContentLength"], tail, self.uri(path))
 
     def list_files(self) -> list[tuple[str, int]]:
-        prefix = self.prefix.strip("/")
-        start = f"{prefix}/" if prefix else ""
         pages = (
             self.client()
             .get_paginator("list_objects_v2")
-            .paginate(Bucket=self.bucket, Prefix=start)
+            .paginate(Bucket=self.bucket, Prefix=self.listing_prefix)
         )
         return sorted(
-            (o["Key"][len(start) :], o["Size"]) for page in pages for o in page.get("Contents", [])
+            (self.relative(o["Key"]), o["Size"]) for page in pages for o in page.get("Contents", [])
         )

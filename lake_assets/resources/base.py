@@ -43,7 +43,7 @@ def footer_from_tail(size: int, read_tail: Callable[[int], bytes], name: str) ->
     stores that serve ranges: a row count never downloads the data."""
     import pyarrow.parquet as pq
 
-    if size < 2 * len(b"PAR1") + _PARQUET_TAIL - 4:
+    if size < len(b"PAR1") + _PARQUET_TAIL:  # the leading magic, then the tail
         raise ValueError(f"{name} has {size} bytes: too short to be a Parquet file")
     tail = read_tail(min(size, _FOOTER_GUESS))
     if tail[-4:] != b"PAR1":
@@ -53,15 +53,6 @@ def footer_from_tail(size: int, read_tail: Callable[[int], bytes], name: str) ->
         tail = read_tail(min(size, need))
     # The footer alone, behind the leading magic: pyarrow reads only the file's end.
     return ParquetFooter.of(pq.ParquetFile(io.BytesIO(b"PAR1" + tail[-need:])))
-
-
-def object_key(prefix: str, path: str) -> str:
-    """The object name of a lake path under prefix; refuses paths that try to leave the lake."""
-    parts = [p for p in path.split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
-        raise ValueError(f"lake path {path!r} is not a file path inside the lake")
-    prefix = prefix.strip("/")
-    return "/".join([prefix, *parts] if prefix else parts)
 
 
 def content_type(key: str) -> str:
@@ -135,7 +126,11 @@ class ObjectStoreLake(LakeStorage):
     scratch_dir: str | None = None
 
     def key(self, path: str) -> str:
-        return object_key(self.prefix, path)
+        """The object name of a lake path; refuses paths that try to leave the lake."""
+        parts = [p for p in path.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise ValueError(f"lake path {path!r} is not a file path inside the lake")
+        return self.listing_prefix + "/".join(parts)
 
     @property
     def listing_prefix(self) -> str:
