@@ -10,7 +10,9 @@ CSV or Parquet), so switching TLC_SOURCE never makes a step look for a file nobo
 
 A raw file lands first as a candidate (raw/<asset>/candidate/<name>); the lake step promotes it
 to raw/<asset>/<name> only once it has converted and passed the blocking checks. Until then the
-previous good file stays where it was, so a bad file can never replace a good one.
+previous good file stays where it was, so a bad file can never replace a good one. A candidate the
+lake step rejects moves aside to raw/<asset>/rejected/<sha256>/<name>, kept for inspection, and
+raw/<asset>/rejected/<stem>.json records which bytes were rejected, by which run and why.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def months_between(start: date, end: date) -> list[date]:
 # What the raw step names a landing by its bytes (fetch.suffix_for).
 RAW_SUFFIXES = (".csv.gz", ".parquet", ".csv")
 CANDIDATE_DIR = "candidate"
+REJECTED_DIR = "rejected"
 
 
 def _stem(service: str, month: date) -> str:
@@ -133,6 +136,10 @@ def candidate_path(path: str) -> str:
     return f"{folder}/{CANDIDATE_DIR}/{name}"
 
 
+def is_candidate(path: str) -> bool:
+    return posixpath.basename(posixpath.dirname(path)) == CANDIDATE_DIR
+
+
 def promoted_path(candidate: str) -> str:
     """The inverse of candidate_path."""
     folder, name = posixpath.split(candidate)
@@ -140,6 +147,21 @@ def promoted_path(candidate: str) -> str:
     if last != CANDIDATE_DIR:
         raise ValueError(f"{candidate!r} is not a candidate path")
     return f"{parent}/{name}"
+
+
+def rejected_path(candidate: str, sha256: str) -> str:
+    """Where a rejected candidate is kept: under its sha256, so no rejection overwrites another."""
+    folder, name = posixpath.split(promoted_path(candidate))
+    return f"{folder}/{REJECTED_DIR}/{sha256}/{name}"
+
+
+def rejection_record_path(raw_path: str) -> str:
+    """The month's rejection record (one per raw file, whatever its suffix): what was rejected."""
+    if is_candidate(raw_path):
+        raw_path = promoted_path(raw_path)
+    folder, name = posixpath.split(raw_path)
+    stem = next((name[: -len(s)] for s in RAW_SUFFIXES if name.endswith(s)), name)
+    return f"{folder}/{REJECTED_DIR}/{stem}.json"
 
 
 RAW_ZONES_PATH = f"{RAW}/{ZONES}/taxi_zone_lookup.csv"

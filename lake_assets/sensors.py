@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lake_assets import fetch, identity
+from lake_assets.assets import history
 from lake_assets.jobs import AssetJob
 from lake_assets.resources import TripSource
 from lake_assets.schemas import SERVICES
@@ -19,7 +20,7 @@ def next_month(keys: list[str], landed: set[str], cursor: str | None) -> str | N
 def build_release_sensor(
     service: str, job: AssetJob, partitions: dg.PartitionsDefinition
 ) -> dg.SensorDefinition:
-    raw_key = dg.AssetKey(identity.trip_key(identity.RAW, service))
+    landed_key = raw_key(service)
 
     @dg.sensor(
         name=f"{service}_new_release_sensor",
@@ -35,7 +36,7 @@ def build_release_sensor(
         context: dg.SensorEvaluationContext, source: TripSource
     ) -> dg.SensorResult | dg.SkipReason:
         keys = partitions.get_partition_keys()
-        landed = context.instance.get_materialized_partitions(raw_key)
+        landed = context.instance.get_materialized_partitions(landed_key)
         key = next_month(keys, landed, context.cursor)
         if key is None:
             last = keys[-1] if keys else "none"
@@ -72,10 +73,62 @@ def build_release_sensors(
     ]
 
 
+def source_unchanged(probe: fetch.Probe, landed: dict) -> bool:
+    """Whether the published file is the one landed last, by what the server tells: its ETag,
+    else its Last-Modified and size, else its size alone."""
+    if not landed:
+        return False
+    if probe.etag:
+        return probe.etag == landed.get("etag")
+    same_size = probe.size is None or probe.size == landed.get("bytes")
+    if probe.last_modified:
+        return probe.last_modified == landed.get("last_modified") and same_size
+    return probe.size is not None and same_size
+
+
+def raw_key(service: str) -> dg.AssetKey:
+    return dg.AssetKey(identity.trip_key(identity.RAW, service))
+
+
+def changed_request(
+    instance: dg.DagsterInstance,
+    source: TripSource,
+    job_name: str,
+    services: tuple[str, ...],
+    key: str,
+    tags: dict[str, str],
+) -> dg.RunRequest | dg.SkipReason:
+    """A run of key when the source changed for any of services since it was landed (run_key:
+    the versions seen, so a version is requested once); otherwise why not."""
+    versions, unchanged = [], []
+    for service in services:
+        url = source.trip_url(service, identity.month_of(key))
+        try:
+            probe = source.probe(url)
+        except fetch.SourceError as e:
+            return dg.SkipReason(f"could not ask the source about {service} {key}: {e}")
+        if probe is None:
+            unchanged.append(f"{service} {key} is not published yet ({url} answers 404)")
+        elif source_unchanged(probe, history.latest_metadata(instance, raw_key(service), key)):
+            unchanged.append(f"{service} {key} is unchanged since it was landed ({probe.version})")
+        else:
+            versions.append(f"{service}={probe.version}")
+    if not versions:
+        return dg.SkipReason("; ".join(unchanged))
+    return dg.RunRequest(
+        partition_key=key, run_key=f"{job_name}:{key}:{','.join(versions)}", tags=tags
+    )
+
+
 def build_schedule(
-    job: AssetJob, partitions: dg.PartitionsDefinition, cron: str, running: bool
+    job: AssetJob,
+    services: tuple[str, ...],
+    partitions: dg.PartitionsDefinition,
+    cron: str,
+    running: bool,
 ) -> dg.ScheduleDefinition:
-    """A schedule of job on cron (UTC) whose tick runs the newest partition at that time."""
+    """A schedule of job on cron (UTC) whose tick runs the newest partition at that time, when
+    its source changed since it was landed."""
 
     @dg.schedule(
         name=f"{job.name}_schedule",
@@ -85,9 +138,14 @@ def build_schedule(
         default_status=(
             dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
         ),
-        description=f"Runs {job.name} for the newest month on '{cron}' (UTC, TLC_SCHEDULE).",
+        description=(
+            f"Runs {job.name} for the newest month on '{cron}' (UTC, TLC_SCHEDULE) when the "
+            "source's file changed since it was landed (ETag, Last-Modified, size)."
+        ),
     )
-    def newest_month(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    def newest_month(
+        context: dg.ScheduleEvaluationContext, source: TripSource
+    ) -> dg.RunRequest | dg.SkipReason:
         try:
             when = context.scheduled_execution_time
         except Exception:  # a context built without a tick time (a test, the UI's preview): now
@@ -95,7 +153,14 @@ def build_schedule(
         keys = partitions.get_partition_keys(current_time=when)
         if not keys:
             return dg.SkipReason("no partition has started yet")
-        return dg.RunRequest(partition_key=keys[-1], tags={"lake_assets/trigger": "schedule"})
+        return changed_request(
+            context.instance,
+            source,
+            job.name,
+            services,
+            keys[-1],
+            {"lake_assets/trigger": "schedule"},
+        )
 
     return newest_month
 
@@ -108,8 +173,8 @@ def build_schedules(
     Each tick runs the last partition, which is the month the source is expected to have
     published by then (partitions.py ends them where the source's publication lag says).
     """
-    services = (jobs[f"{identity.trip_table(s)}_job"] for s in SERVICES)
+    jobs_services = [(jobs[f"{identity.trip_table(s)}_job"], (s,)) for s in SERVICES]
+    jobs_services.append((jobs["all_tripdata_job"], SERVICES))
     return [
-        build_schedule(job, partitions, cron, running)
-        for job in (*services, jobs["all_tripdata_job"])
+        build_schedule(job, services, partitions, cron, running) for job, services in jobs_services
     ]

@@ -147,6 +147,7 @@ def case_lake_assets(src: Path, work: Path) -> dict:
         identity.rejects_path("yellow", MONTH),
         MONTH,
         "yellow",
+        steps.RunIds("bench", "bench"),
     )
     stages.lap("lake")
     loaded = steps.load_warehouse_month(lake, warehouse, YELLOW, "yellow", MONTH)

@@ -176,7 +176,7 @@ def start(
     root = root.resolve()
     gcs_root = root / "gcs"
     # bqemulator keeps its tables in memory, so the bucket starts empty too: objects that outlive
-    # the tables built from them would look already loaded to the skip-unchanged logic.
+    # the tables built from them would describe a warehouse that no longer exists.
     shutil.rmtree(gcs_root, ignore_errors=True)
     gcs_root.mkdir(parents=True)
     # A bucket of fake-gcs-server's filesystem backend is a folder of its root.

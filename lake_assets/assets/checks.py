@@ -5,6 +5,12 @@ from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
+# Dagster has no public name for the link from a check evaluation to the materialization it
+# judged (1.13); without it the UI shows a range run's results against no materialization.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as Target,
+)
+
 from lake_assets import quality
 from lake_assets.schemas import TableContract
 
@@ -48,11 +54,32 @@ def results(outcomes: Iterable[quality.Outcome]) -> list[dg.AssetCheckResult]:
     ]
 
 
+def targets(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, partitions: list[str]
+) -> dict[str, Target]:
+    """This run's materialization of each partition of key, as check evaluation targets."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions),
+        limit=len(partitions) * 4,
+    ).records
+    found: dict[str, Target] = {}
+    for r in records:
+        if r.run_id == context.run_id and r.partition_key not in found:
+            found[r.partition_key] = Target(
+                storage_id=r.storage_id, run_id=r.run_id, timestamp=r.timestamp
+            )
+    return found
+
+
 def evaluations(
-    key: dg.AssetKey, partition: str, outcomes: Iterable[quality.Outcome]
+    key: dg.AssetKey,
+    partition: str,
+    outcomes: Iterable[quality.Outcome],
+    target: Target | None = None,
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """One month's results inside a run of several months, each filed under its own month (a
-    check result of a range run would otherwise land on no partition at all)."""
+    check result of a range run would otherwise land on no partition at all) and linked to that
+    month's materialization by this run (target)."""
     for o in outcomes:
         yield dg.AssetCheckEvaluation(
             asset_key=key,
@@ -63,6 +90,7 @@ def evaluations(
             description=o.description,
             blocking=quality.CHECKS[o.name].blocking,
             partition=partition,
+            target_materialization_data=target,
         )
 
 

@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 
 from lake_assets import convert, identity, quality, steps
-from lake_assets.assets import checks, ranges
+from lake_assets.assets import checks, history, ranges
 from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import IngestPolicy, LakeStorage
@@ -27,6 +27,37 @@ def table_schema(contract: TableContract) -> dg.TableSchema:
     )
 
 
+def recorded(context: dg.AssetExecutionContext, key: dg.AssetKey, month: date | None) -> dict:
+    """The metadata of key's last materialization for month: what a kept lake file must match."""
+    return history.latest_metadata(
+        context.instance, key, identity.month_key(month) if month else None
+    )
+
+
+def run_ids(context: dg.AssetExecutionContext) -> steps.RunIds:
+    return steps.RunIds(context.run_id, context.run.root_run_id or context.run_id)
+
+
+def _failure(e: Exception, month: date | None) -> dg.Failure:
+    """A refused input as a failure that names the file, line and value, and where the refused
+    candidate was kept; not retried, the same bytes fail the same way."""
+    rejection = getattr(e, "rejection", None)
+    metadata: dict = {}
+    if isinstance(e, convert.BadInputError):
+        metadata = {"file": e.file, "line": e.line, "column": e.column, "value": e.value}
+    description = str(e)
+    if isinstance(e, convert.BadInputError) and e.line is not None and month is not None:
+        description += " Set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects file instead."
+    if rejection is not None:
+        metadata["rejected_candidate_uri"] = rejection.uri
+        description += (
+            f" The candidate was moved aside to {rejection.uri}; the previous good file stays "
+            "and the next run rebuilds from it. Once the source is fixed, run the month again "
+            "with its raw step (from the UI: Re-execute > All steps in root run)."
+        )
+    return dg.Failure(description=description, metadata=metadata, allow_retries=False)
+
+
 def _convert(
     context: dg.AssetExecutionContext,
     contract: TableContract,
@@ -37,16 +68,13 @@ def _convert(
     try:
         built = build()
     except convert.BadInputError as e:
-        hint = (
-            " Set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects file instead."
-            if e.line is not None and month is not None
-            else ""
-        )
-        raise dg.Failure(
-            description=f"{e}{hint}",
-            metadata={"file": e.file, "line": e.line, "column": e.column, "value": e.value},
-            allow_retries=False,
-        ) from e
+        raise _failure(e, month) from e
+    except steps.BlockingCheckFailed as e:
+        if getattr(e, "rejection", None) is not None:
+            e.args = (f"{e} The candidate was moved aside to {e.rejection.uri}.",)
+        raise
+    except steps.RejectedBySameRun as e:
+        raise dg.Failure(description=str(e), allow_retries=False) from e
     result, seconds, figures = built.result, built.seconds, built.figures
     metadata: dict = {
         "dagster/row_count": result.rows_written,
@@ -56,16 +84,29 @@ def _convert(
         "bytes": built.bytes,
         "sha256": built.sha256,
         "source_uri": built.source_uri,
-        # The raw version this month was built from; the raw step compares it to decide whether
-        # an unchanged source still needs this layer rebuilt.
+        # The raw version this month was built from.
         "raw_sha256": built.raw_sha256,
         "raw_uri": built.raw_uri,
         "source_header": ",".join(result.header),
         "columns_absent_in_source": ", ".join(result.missing_columns) or "none",
         "dagster/column_schema": table_schema(contract),
+        # True: the file was verified (footer, sha256, checks) and kept, not converted again.
+        "reused": built.reused,
         "seconds": round(seconds, 3),
         "rows_per_second": round(result.rows_read / seconds) if seconds > 0 else 0,
     }
+    where = f"{identity.month_key(month)}: " if month else ""
+    if built.reused:
+        context.log.info(
+            f"{where}{built.uri} was built from {built.raw_uri} (sha256 {built.raw_sha256[:12]}) "
+            "by this conversion and is intact; kept without converting again"
+        )
+    if built.rejection:
+        metadata["rejected_candidate_uri"] = built.rejection.uri
+        context.log.warning(
+            f"{where}rebuilt from the good file {built.raw_uri}; a rejected candidate waits: "
+            f"{built.rejection.describe()}"
+        )
     # The figures the checks judge, per month, so the UI plots them across partitions.
     for key in quality.recorded_figures(identity.LAKE, contract):
         if key in figures:
@@ -93,7 +134,7 @@ def build_lake_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> 
         # file's (its sha256). A hash of the Parquet bytes would not do: DuckDB's parallel writer
         # may cut a large month's row groups a few rows apart from one build to the next, and the
         # same rows would then mark everything downstream stale.
-        code_version="2",
+        code_version=steps.LAKE_FORMAT_VERSION,
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"parquet", "duckdb"},
         metadata={"dagster/column_schema": table_schema(contract)},
@@ -101,7 +142,9 @@ def build_lake_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> 
         description=(
             f"The month's {service} trips as zstd Parquet with the fixed {contract.name} schema. "
             "Rows that do not fit fail the step, or go to a rejects file with "
-            "TLC_BAD_ROWS=quarantine."
+            "TLC_BAD_ROWS=quarantine; a refused raw candidate moves aside and the good file "
+            "stays. A file verifiably built from the landed raw file is kept, not converted "
+            "again."
         ),
     )
     def lake_trips(
@@ -118,7 +161,16 @@ def build_lake_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> 
                 contract,
                 month,
                 lambda: steps.build_lake_file(
-                    lake, ingest, contract, raw, out, rejects, month, service
+                    lake,
+                    ingest,
+                    contract,
+                    raw,
+                    out,
+                    rejects,
+                    month,
+                    service,
+                    run_ids(context),
+                    recorded(context, key, month),
                 ),
             )
 
@@ -145,7 +197,7 @@ LAKE_ZONES_KEY = dg.AssetKey(identity.zones_key(identity.LAKE))
     key=LAKE_ZONES_KEY,
     group_name=identity.LAKE,
     deps=[dg.AssetKey(identity.zones_key(identity.RAW))],
-    code_version="2",
+    code_version=steps.LAKE_FORMAT_VERSION,
     automation_condition=FOLLOW_UPSTREAM,
     kinds={"parquet", "duckdb"},
     metadata={"dagster/column_schema": table_schema(TAXI_ZONES)},
@@ -161,7 +213,18 @@ def lake_taxi_zones(
             context,
             TAXI_ZONES,
             None,
-            lambda: steps.build_lake_file(lake, ingest, TAXI_ZONES, raw, out, None, None, None),
+            lambda: steps.build_lake_file(
+                lake,
+                ingest,
+                TAXI_ZONES,
+                raw,
+                out,
+                None,
+                None,
+                None,
+                run_ids(context),
+                recorded(context, LAKE_ZONES_KEY, None),
+            ),
         )
     except steps.BlockingCheckFailed as e:
         yield from ranges.blocked(None, e)

@@ -49,7 +49,10 @@ def _record(context: dg.AssetExecutionContext, key: dg.AssetKey, done: list[Mont
         context.log_event(
             dg.AssetMaterialization(asset_key=key, partition=_label(d.month), metadata=d.metadata)
         )
-        for evaluation in checks.evaluations(key, _label(d.month), d.outcomes):
+    found = checks.targets(context, key, [_label(d.month) for d in done]) if done else {}
+    for d in done:
+        label = _label(d.month)
+        for evaluation in checks.evaluations(key, label, d.outcomes, found.get(label)):
             context.log_event(evaluation)
 
 
@@ -113,6 +116,9 @@ def run_months(
             "by_month": dg.MetadataValue.md(markdown_table(["month", *summary_header], rows)),
         }
     )
+    # The materializations above are stored by now: link each month's results to its own.
+    found = checks.targets(context, key, [_label(d.month) for d in done])
     for d in done:
-        yield from checks.evaluations(key, _label(d.month), d.outcomes)
+        label = _label(d.month)
+        yield from checks.evaluations(key, label, d.outcomes, found.get(label))
     yield from checks.planned_outputs(context)

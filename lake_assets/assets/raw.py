@@ -1,11 +1,13 @@
 """raw/*: each published file landed in the lake byte for byte."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 
-from lake_assets import fetch, identity
+from lake_assets import fetch, identity, steps
+from lake_assets.assets import history
 from lake_assets.partitions import ONE_MONTH_PER_RUN, partition_month
 from lake_assets.resources import LakeStorage, TripSource
 from lake_assets.schemas import SERVICES
@@ -15,17 +17,6 @@ from lake_assets.schemas import SERVICES
 SOURCE_RETRY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-
-def _latest(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
-    """Metadata of the last materialization of key for this partition, if any."""
-    partitions = [context.partition_key] if context.has_partition_key else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return {}
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 # A long download says how far it is in the run's log this often.
@@ -49,18 +40,15 @@ def _progress_log(context: dg.AssetExecutionContext, url: str) -> Callable[[int,
     return log
 
 
-def _landed(lake: LakeStorage, previous: dict, lake_meta: dict) -> str | None:
-    """Where the previous landing's bytes are now: still a candidate, or promoted by a lake step
-    that recorded converting exactly those bytes. None: gone, or another source or lake."""
-    path = previous.get("path")
-    if not path or previous.get("uri") != lake.uri(path):
-        # No record, or a landing in another lake (a second backend on the same instance).
-        return None
-    if lake.exists(path):
-        return path
-    promoted = identity.promoted_path(path)
-    if lake_meta.get("raw_sha256") == previous.get("sha256") and lake.exists(promoted):
-        return promoted
+def _verified_landing(lake: LakeStorage, previous: dict) -> str | None:
+    """Where the last landing's bytes are now (still a candidate, or promoted), verified by
+    their sha256; None when neither place holds them (deleted, replaced, rejected)."""
+    sha = previous.get("sha256")
+    for path in (previous.get("path"), previous.get("promoted_path")):
+        if sha and path and lake.exists(path):
+            with lake.local_copy(path) as local:
+                if fetch.file_sha256(local) == sha:
+                    return path
     return None
 
 
@@ -79,6 +67,41 @@ def _retryable(e: BaseException) -> bool:
     return isinstance(e, fetch.TransientSourceError | ConnectionError | TimeoutError)
 
 
+def _download(
+    context: dg.AssetExecutionContext,
+    source: TripSource,
+    url: str,
+    staged: Path,
+    validators: dict,
+) -> fetch.FetchResult:
+    """Stream url into staged, conditionally with the validators the source gave last time."""
+    with open(staged, "wb") as out:
+        return source.download(
+            url,
+            out,
+            validators.get("etag") or None,
+            validators.get("last_modified") or None,
+            progress=_progress_log(context, url),
+        )
+
+
+def _refuse_rejected(lake: LakeStorage, promoted: str, url: str, sha256: str) -> None:
+    """Fails at once when the source still serves bytes the lake step rejected: converting them
+    again can only fail again."""
+    rejection = steps.read_rejection(lake, promoted)
+    if rejection is not None and rejection.sha256 == sha256:
+        record = lake.uri(identity.rejection_record_path(promoted))
+        raise dg.Failure(
+            description=(
+                f"the source still serves the file rejected by run {rejection.run_id}: "
+                f"{rejection.reason} ({url}, sha256 {sha256[:12]}, kept at {rejection.uri}). "
+                f"Fix the source, or delete {record} to convert these bytes again."
+            ),
+            metadata={"rejected_candidate_uri": rejection.uri, "rejected_by_run": rejection.run_id},
+            allow_retries=False,
+        )
+
+
 def _land(
     context: dg.AssetExecutionContext,
     source: TripSource,
@@ -86,41 +109,44 @@ def _land(
     key: dg.AssetKey,
     url: str,
     final_path: Callable[[str], str],
-) -> Iterator:
+) -> dg.MaterializeResult:
     """Download url; land new bytes as a candidate beside the good file (the lake step promotes
-    it once it converts). final_path(suffix) names the promoted file for the bytes' suffix."""
+    it once it converts). final_path(suffix) names the promoted file for the bytes' suffix.
+
+    Always materializes: a source that still serves the landed bytes (304 to the validators it
+    gave, or the same sha256) lands nothing new, and the materialization names where those
+    bytes are; the steps downstream decide from the data whether they have work to do.
+    """
     started = time.monotonic()
-    downstream = [dg.AssetKey(k) for k in identity.next_layer_keys(tuple(key.path))]
-    lake_meta, warehouse_meta = (_latest(context, k) for k in downstream)
-    previous = _latest(context, key)
-    if previous.get("source_url") != url:
-        previous = {}
-    landed = _landed(lake, previous, lake_meta) if previous else None
-    if landed is None:
-        previous = {}
+    partition = context.partition_key if context.has_partition_key else None
+    previous = history.latest_metadata(context.instance, key, partition)
+    landed = _verified_landing(lake, previous) if previous.get("source_url") == url else None
+    # Validators only for bytes verifiably in the lake: a 304 must point at a file that exists.
+    validators = previous if landed else {}
     try:
         with lake.staging_dir() as staging:
             staged = staging / "download"
-            with open(staged, "wb") as out:
-                result = source.download(
-                    url,
-                    out,
-                    previous.get("etag") or None,
-                    previous.get("last_modified") or None,
-                    progress=_progress_log(context, url),
-                )
+            result = _download(context, source, url, staged, validators)
             if result.not_modified:
+                if landed is None:
+                    raise fetch.SourceError(
+                        f"{url}: the server answered 304 Not Modified to a request without "
+                        "validators (a broken proxy or CDN); nothing was downloaded"
+                    )
                 unchanged = "the source answered 304 Not Modified"
-            elif previous and result.sha256 == previous.get("sha256"):
+            elif landed and result.sha256 == previous.get("sha256"):
                 unchanged = "the source's bytes have the sha256 of the landed file"
             else:
                 unchanged = ""
+                _refuse_rejected(lake, final_path(result.suffix), url, result.sha256)
                 landed = identity.candidate_path(final_path(result.suffix))
                 for suffix in identity.RAW_SUFFIXES:
                     other = identity.candidate_path(final_path(suffix))
                     if other != landed:
                         lake.delete(other)  # one candidate per month, whatever its format
                 lake.put_file(staged, landed)
+    except dg.Failure:
+        raise
     except Exception as e:
         hint = _SETTING_HINTS.get(type(e))
         if hint:
@@ -130,56 +156,33 @@ def _land(
             raise  # the retry policy takes it from here
         description = str(e) if isinstance(e, fetch.SourceError) else f"{type(e).__name__}: {e}"
         raise dg.Failure(description=description, allow_retries=False) from e
-    seconds = time.monotonic() - started
-    partition = context.partition_key if context.has_partition_key else None
     if unchanged:
-        sha = previous["sha256"]
-        stale = [
-            k.to_user_string()
-            for k, meta in zip(downstream, (lake_meta, warehouse_meta), strict=True)
-            if meta.get("raw_sha256") != sha
-        ]
-        if not stale:
-            # The whole chain was built from these bytes: no new materialization, and the
-            # steps downstream in this run are skipped instead of recomputing the same month.
-            context.log.info(f"{url} unchanged since it was landed ({unchanged}); nothing to do")
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=key,
-                    partition=partition,
-                    metadata={"unchanged": True, "reason": unchanged, "source_url": url},
-                )
-            )
-            return
-        # Unchanged at the source, but a layer downstream was not built from it (a failed or
-        # killed run): materialize again so this run rebuilds them from the landed file.
-        context.log.warning(
-            f"{url} unchanged ({unchanged}), but {', '.join(stale)} was not built from it "
-            f"(sha256 {sha[:12]}); rebuilding from {lake.uri(landed)}"
-        )
-        metadata = {
-            **previous,
-            "path": landed,
-            "uri": lake.uri(landed),
-            "rebuild_of": ", ".join(stale),
-            "seconds": round(seconds, 3),
-        }
-        yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(sha))
-        return
-    context.log.info(f"landed {url} as {lake.uri(landed)} ({result.bytes} bytes)")
-    yield dg.MaterializeResult(
-        metadata={
-            "source_url": url,
-            "path": landed,
-            "uri": lake.uri(landed),
+        context.log.info(f"{url} unchanged since it was landed ({unchanged}): {lake.uri(landed)}")
+        facts = {k: previous.get(k, "") for k in ("bytes", "sha256", "gzip", "etag")}
+        facts["last_modified"] = previous.get("last_modified", "")
+    else:
+        context.log.info(f"landed {url} as {lake.uri(landed)} ({result.bytes} bytes)")
+        facts = {
             "bytes": result.bytes,
             "sha256": result.sha256,
             "gzip": result.gzip,
             "etag": result.etag or "",
             "last_modified": result.last_modified or "",
-            "seconds": round(seconds, 3),
+        }
+    promoted = identity.promoted_path(landed) if identity.is_candidate(landed) else landed
+    return dg.MaterializeResult(
+        metadata={
+            "source_url": url,
+            # Where the bytes are now, and where they will be once the lake step promotes them.
+            "path": landed,
+            "uri": lake.uri(landed),
+            "promoted_path": promoted,
+            "promoted_uri": lake.uri(promoted),
+            **facts,
+            "unchanged": unchanged or "no: new bytes landed",
+            "seconds": round(time.monotonic() - started, 3),
         },
-        data_version=dg.DataVersion(result.sha256),
+        data_version=dg.DataVersion(str(facts["sha256"])),
     )
 
 
@@ -192,23 +195,22 @@ def build_raw_trip_asset(service: str, partitions: dg.PartitionsDefinition) -> d
         partitions_def=partitions,
         backfill_policy=ONE_MONTH_PER_RUN,
         retry_policy=SOURCE_RETRY,
-        code_version="3",
+        code_version="4",
         kinds={"csv"},
-        output_required=False,
         description=(
             f"The {service} trip file for the month, exactly as published (TLC_SOURCE_URL), "
             "streamed into the lake as a candidate that replaces the good file only once the "
             "lake step has converted it; a cut gzip stream or HTTP error fails the step. An "
-            "unchanged source (304, or the same sha256) skips the steps downstream when they "
-            "were built from the landed file, and rebuilds them when they were not."
+            "unchanged source (304, or the same sha256) lands nothing new; bytes the lake step "
+            "rejected before fail at once."
         ),
     )
     def raw_trips(
         context: dg.AssetExecutionContext, source: TripSource, lake: LakeStorage
-    ) -> Iterator:
+    ) -> dg.MaterializeResult:
         month = partition_month(context)
         url = source.trip_url(service, month)
-        yield from _land(
+        return _land(
             context,
             source,
             lake,
@@ -227,15 +229,14 @@ RAW_ZONES_KEY = dg.AssetKey(identity.zones_key(identity.RAW))
     key=RAW_ZONES_KEY,
     group_name=identity.RAW,
     retry_policy=SOURCE_RETRY,
-    code_version="3",
+    code_version="4",
     kinds={"csv"},
-    output_required=False,
 )
 def raw_taxi_zones(
     context: dg.AssetExecutionContext, source: TripSource, lake: LakeStorage
-) -> Iterator:
+) -> dg.MaterializeResult:
     """The TLC taxi zone lookup CSV (TLC_ZONES_URL), exactly as published."""
-    yield from _land(
+    return _land(
         context, source, lake, RAW_ZONES_KEY, source.zones_url(), lambda _: identity.RAW_ZONES_PATH
     )
 

@@ -52,14 +52,6 @@ def _steps(result, event_type: str) -> set[str]:
 GREEN = trip_selection("green")
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _steps(result, event_type: str) -> set[str]:
-    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
-
-
 def _republish(http_server, service: str, month: str, data: bytes) -> None:
     src = http_server.put(f"{service}/{service}_tripdata_{month}.csv.gz", data)
     later = time.time() + 120
@@ -362,19 +354,39 @@ def test_a_bad_file_keeps_every_layer_and_a_rerun_fails_again_until_the_source_i
     assert "line 4, column 'passenger_count': cannot parse 'two' as BIGINT" in (
         failure_message(failed)
     )
-    # Every layer keeps the good month; the bad file waits as a candidate.
+    # Every layer keeps the good month; the bad file is moved aside under its sha256.
     assert _sha(raw_final) == good_raw and _sha(parquet) == good_parquet
-    assert candidate.exists()
+    assert not candidate.exists()
+    bad_sha = _meta(failed, "raw/green_tripdata")["sha256"]
+    kept = lake / f"raw/green_tripdata/rejected/{bad_sha}/green_tripdata_2020-03.csv.gz"
+    assert _sha(kept) == bad_sha
+    failure = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert failure.event_specific_data.user_failure_data.metadata[
+        "rejected_candidate_uri"
+    ].value == (kept.resolve().as_uri())
+    assert f"The candidate was moved aside to {kept.resolve().as_uri()}" in (
+        failure_message(failed)
+    )
     assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-03": 300}
 
-    # The same command again: the source answers 304, and the run still fails, not green.
+    # The same command again: the raw step refuses the same bytes at once, no retries.
     again = materialize(defs, GREEN, "2020-03", instance=instance)
     assert not again.success
-    method, _, headers = http_server.behaviour.requests[-1]
-    assert method == "GET" and "If-Modified-Since" in headers
-    assert "lake__green_tripdata" in _steps(again, "STEP_FAILURE")
-    assert "cannot parse 'two' as BIGINT" in failure_message(again)
+    assert _steps(again, "STEP_FAILURE") == {"raw__green_tripdata"}
+    assert not _steps(again, "STEP_UP_FOR_RETRY")
+    refused = failure_message(again)
+    assert f"the source still serves the file rejected by run {failed.run_id}: " in refused
+    assert "line 4, column 'passenger_count': cannot parse 'two' as BIGINT" in refused
     assert _sha(raw_final) == good_raw and _sha(parquet) == good_parquet
+
+    # A run of the derived layers alone rebuilds from the good file and says what waits.
+    derived = materialize(defs, GREEN[1:], "2020-03", instance=instance)
+    assert derived.success
+    assert _meta(derived, "lake/green_tripdata")["rejected_candidate_uri"] == (
+        kept.resolve().as_uri()
+    )
+    assert _meta(derived, "lake/green_tripdata")["raw_sha256"] == good_raw
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-03": 300}
 
     # The source is fixed: the run converges, the candidate is promoted.
     fixed = http_server.publish("green", "2020-03", 350)
@@ -385,6 +397,8 @@ def test_a_bad_file_keeps_every_layer_and_a_rerun_fails_again_until_the_source_i
     assert month_counts(settings.duckdb_path, "green_tripdata") == {"2020-03": 350}
     assert pq.ParquetFile(parquet).metadata.num_rows == 350
     assert not candidate.exists() and _sha(raw_final) == _sha(fixed)
+    assert not (lake / "raw/green_tripdata/rejected/green_tripdata_2020-03.json").exists()
+    assert "rejected_candidate_uri" not in _meta(done, "lake/green_tripdata")
     raw_sha = _meta(done, "raw/green_tripdata")["sha256"]
     assert _meta(done, "lake/green_tripdata")["raw_sha256"] == raw_sha
     assert _meta(done, "warehouse/green_tripdata")["raw_sha256"] == raw_sha

@@ -76,6 +76,20 @@ def test_a_backfilled_range_converts_and_loads_each_month_in_one_run(http_server
     check_key = dg.AssetCheckKey(dg.AssetKey(["lake", "green_tripdata"]), "rows_accounted_for")
     stored = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=10)
     assert sorted(r.event.asset_check_evaluation.partition for r in stored) == list(months)
+    # ... and each is linked to its own month's materialization by this run.
+    lake_key = dg.AssetKey(["lake", "green_tripdata"])
+    materialized = {
+        r.partition_key: r.storage_id
+        for r in instance.fetch_materializations(lake_key, limit=10).records
+    }
+    targets = {
+        r.event.asset_check_evaluation.partition: (
+            r.event.asset_check_evaluation.target_materialization_data
+        )
+        for r in stored
+    }
+    assert {m: t.storage_id for m, t in targets.items()} == materialized
+    assert {t.run_id for t in targets.values()} == {result.run_id}
 
 
 def test_a_range_failing_midway_records_the_months_before_it(http_server, settings, defs):

@@ -28,15 +28,6 @@ def _events(result, event_type: str) -> set[str]:
     return {e.step_key for e in result.all_events if e.event_type_value == event_type}
 
 
-def _raw_observations(instance: dg.DagsterInstance, key: str) -> list[dict]:
-    records = instance.fetch_observations(dg.AssetKey(key.split("/")), limit=10).records
-    return [
-        {k: v.value for k, v in r.asset_observation.metadata.items()}
-        | {"partition": r.partition_key}
-        for r in records
-    ]
-
-
 def _lake_version(instance: dg.DagsterInstance, service: str, month: str) -> tuple[str, str]:
     record = instance.get_latest_data_version_record(
         dg.AssetKey(["lake", f"{service}_tripdata"]), partition_key=month
@@ -92,38 +83,44 @@ def test_transient_errors_are_retried(http_server, settings, defs):
     assert http_server.behaviour.hits["/yellow/yellow_tripdata_2019-02.csv.gz"] == 3
 
 
-def test_conditional_request_skips_an_unchanged_month(http_server, settings, defs):
+def test_an_unchanged_month_materializes_every_layer_without_converting(
+    http_server, settings, defs
+):
+    """An explicit run of an unchanged month ends with every selected asset materialized: the
+    source answers 304, the lake file is verified and kept, the warehouse month reloaded."""
     instance = dg.DagsterInstance.ephemeral()
     http_server.publish("yellow", "2021-05", 500)
     first = materialize(defs, trip_selection("yellow"), "2021-05", instance=instance)
     assert first.success
+    parquet = Path(settings.lake_dir) / "lake/yellow_tripdata/yellow_tripdata_2021-05.parquet"
+    before = parquet.stat()
     second = materialize(defs, trip_selection("yellow"), "2021-05", instance=instance)
     assert second.success
     method, _, headers = http_server.behaviour.requests[-1]
     assert method == "GET" and "If-Modified-Since" in headers
-    assert not second.get_asset_materialization_events()
-    assert _events(second, "STEP_SKIPPED") == {
-        "lake__yellow_tripdata",
-        "warehouse__yellow_tripdata",
+    assert not _events(second, "STEP_SKIPPED")
+    assert {e.asset_key.to_user_string() for e in second.get_asset_materialization_events()} == {
+        "raw/yellow_tripdata",
+        "lake/yellow_tripdata",
+        "warehouse/yellow_tripdata",
     }
-    (observation,) = _raw_observations(instance, "raw/yellow_tripdata")
-    assert observation == {
-        "unchanged": True,
-        "reason": "the source answered 304 Not Modified",
-        "source_url": f"{http_server.url}/yellow/yellow_tripdata_2021-05.csv.gz",
-        "partition": "2021-05",
+    raw = _meta(second, "raw/yellow_tripdata")
+    promoted = "raw/yellow_tripdata/yellow_tripdata_2021-05.csv.gz"
+    assert raw["unchanged"] == "the source answered 304 Not Modified"
+    assert (raw["path"], raw["promoted_path"]) == (promoted, promoted)
+    assert raw["uri"] == (Path(settings.lake_dir) / promoted).resolve().as_uri()
+    assert raw["sha256"] == _meta(first, "raw/yellow_tripdata")["sha256"]
+    # No conversion: the very same file, and the metadata says it was kept.
+    after = parquet.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    lake = _meta(second, "lake/yellow_tripdata")
+    assert lake["reused"] is True
+    assert lake["dagster/row_count"] == 500
+    assert lake["sha256"] == _meta(first, "lake/yellow_tripdata")["sha256"]
+    assert lake["raw_sha256"] == raw["sha256"]
+    assert {c.check_name: c.passed for c in second.get_asset_check_evaluations()} == {
+        c.check_name: c.passed for c in first.get_asset_check_evaluations()
     }
-    # The data version the lake step was built from is still the current one.
-    record = instance.get_latest_data_version_record(dg.AssetKey(["raw", "yellow_tripdata"]))
-    first_raw = [
-        e
-        for e in first.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "raw/yellow_tripdata"
-    ][0]
-    assert (
-        record.asset_materialization.metadata["sha256"]
-        == (first_raw.materialization.metadata["sha256"])
-    )
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-05": 500}
 
 
@@ -137,9 +134,10 @@ def test_same_bytes_without_validators_are_detected_by_hash(http_server, setting
     second = materialize(defs, trip_selection("green"), "2021-05", instance=instance)
     assert second.success
     assert "If-Modified-Since" not in http_server.behaviour.requests[-1][2]
-    assert not second.get_asset_materialization_events()
-    (observation,) = _raw_observations(instance, "raw/green_tripdata")
-    assert observation["reason"] == "the source's bytes have the sha256 of the landed file"
+    raw = _meta(second, "raw/green_tripdata")
+    assert raw["unchanged"] == "the source's bytes have the sha256 of the landed file"
+    assert _meta(second, "lake/green_tripdata")["reused"] is True
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-05": 200}
 
 
 def test_a_republished_month_is_landed_and_recomputed(http_server, settings, defs):
@@ -177,7 +175,16 @@ def test_zones_too(http_server, settings, defs):
     zones = ["raw/taxi_zones", "lake/taxi_zones", "warehouse/taxi_zones"]
     assert materialize(defs, zones, instance=instance).success
     second = materialize(defs, zones, instance=instance)
-    assert _events(second, "STEP_SKIPPED") == {"lake__taxi_zones", "warehouse__taxi_zones"}
+    assert second.success
+    assert not _events(second, "STEP_SKIPPED")
+    assert len(second.get_asset_materialization_events()) == 3
+    assert _meta(second, "lake/taxi_zones")["reused"] is True
+    # The zone checks ran again on the kept file: none is left without a result.
+    assert {(c.check_name, c.passed) for c in second.get_asset_check_evaluations()} == {
+        ("schema_matches_contract", True),
+        ("unique_location_ids", True),
+        ("borough_present", True),
+    }
 
 
 def test_a_landing_in_another_lake_on_the_same_instance_is_not_reused(
@@ -244,15 +251,11 @@ def test_a_rerun_after_a_lost_warehouse_step_rebuilds_it_from_the_landed_file(
 
     rerun = materialize(defs, trip_selection("yellow"), "2021-02", instance=instance)
     assert rerun.success
-    assert not _steps(rerun, "STEP_SKIPPED")
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-02": 3000}
     raw = _meta(rerun, "raw/yellow_tripdata")
-    assert raw["rebuild_of"] == "warehouse/yellow_tripdata"
+    assert raw["unchanged"] == "the source answered 304 Not Modified"
+    assert _meta(rerun, "lake/yellow_tripdata")["reused"] is True
     assert _meta(rerun, "warehouse/yellow_tripdata")["raw_sha256"] == raw["sha256"]
-    # Now the whole chain is built from the landed file: the next run skips.
-    quiet = materialize(defs, trip_selection("yellow"), "2021-02", instance=instance)
-    assert quiet.success
-    assert _steps(quiet, "STEP_SKIPPED") == {"lake__yellow_tripdata", "warehouse__yellow_tripdata"}
 
 
 def test_a_lake_folder_that_cannot_exist_fails_at_once(http_server, settings, tmp_path):

@@ -26,7 +26,7 @@ JOB = "/locations/lake_assets/jobs/{}"
 LAYERS = (identity.RAW, identity.LAKE, identity.WAREHOUSE, identity.MARTS)
 
 
-def _launch(page, route: str, partitions: str, button: str) -> str:
+def _launch(page, route: str, partitions: str, button: str | re.Pattern) -> str:
     """Materialize all… on route (a job's page, or the graph filtered to a selection), the
     partitions typed into the dialog; the id the confirmation names (a run's first 8
     characters, or a backfill's)."""
@@ -35,7 +35,7 @@ def _launch(page, route: str, partitions: str, button: str) -> str:
     dialog = shown(page.get_by_role("dialog"), "partitions dialog")
     shown(dialog.get_by_placeholder(PARTITIONS_INPUT), "partition selection input").fill(partitions)
     page.keyboard.press("Enter")
-    shown(dialog.get_by_role("button", name=button), f"'{button}' button").click()
+    shown(dialog.get_by_role("button", name=button), f"{button!r} button").click()
     confirmation = shown(
         page.get_by_text(re.compile(r"(Launched run|Created backfill) [a-z0-9]+")),
         "confirmation of the launch",
@@ -89,7 +89,7 @@ def test_the_warehouse_table_page_shows_description_schema_rows_and_partition_he
     shown(page.get_by_text(f"{ROWS['yellow']:,}", exact=True), "the month's row count")
     page.goto("/assets/warehouse/yellow_tripdata?view=partitions")
     shown(page.get_by_text("Materialized (1)"), "partition health: 1 materialized")
-    shown(page.get_by_text("Missing (3)"), "partition health: 3 missing")
+    shown(page.get_by_text("Missing (5)"), "partition health: 5 missing")
 
 
 def test_a_backfill_of_two_months_and_three_services_through_the_dialog(page, ui_stack):
@@ -122,6 +122,153 @@ def test_a_backfill_of_two_months_and_three_services_through_the_dialog(page, ui
     shown(page.get_by_text("Succeeded", exact=True), "backfill status Succeeded")
 
 
+def _marts_match_the_warehouse(stack, months: list[str]) -> None:
+    """Every mart month counts exactly the warehouse's trips of each service."""
+    import duckdb
+
+    con = duckdb.connect(stack.deployment.env["DUCKDB_PATH"], read_only=True)
+    try:
+        for month in months:
+            for mart in ("service_summary_monthly", "trips_by_zone_monthly"):
+                trips = dict(
+                    con.execute(
+                        f"SELECT service, sum(trips) FROM nyc_taxi.{mart} "
+                        "WHERE source_month = ? GROUP BY 1",
+                        [f"{month}-01"],
+                    ).fetchall()
+                )
+                assert trips == ROWS, (mart, month, trips)
+    finally:
+        con.close()
+
+
+def _backfill_whole_graph(page, stack, partitions: str) -> str:
+    """Lineage -> Materialize all... over partitions, every asset of the graph (14, the zone
+    lookup's three unpartitioned ones among them); the backfill's id once it has ended."""
+    backfill_id = _launch(page, "/asset-groups", partitions, re.compile("Launch backfill"))
+    status = stack.wait(lambda: stack.backfill_done(backfill_id), 600, "the backfill")
+    assert status == BulkActionStatus.COMPLETED_SUCCESS, status
+    with stack.instance() as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+        # Every selected partition of every asset was materialized: none left to Failed.
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS
+    page.goto(f"/runs/b/{backfill_id}")
+    shown(page.get_by_text("Succeeded", exact=True), "backfill status Succeeded")
+    assert page.get_by_text("Failed", exact=True).count() == 0
+    return backfill_id
+
+
+def test_the_whole_graph_backfilled_over_new_then_loaded_months_completes(page, ui_stack):
+    months = ["2021-05", "2021-06"]
+    _backfill_whole_graph(page, ui_stack, ", ".join(months))
+    _marts_match_the_warehouse(ui_stack, months)
+    for service, rows in ROWS.items():
+        counts = ui_stack.warehouse_counts(f"{service}_tripdata")
+        assert {m: counts[m] for m in months} == dict.fromkeys(months, rows)
+    # The same months again, nothing changed at the source: every run succeeds, the backfill
+    # says Succeeded, and every selected partition is materialized again (cheaply).
+    again = _backfill_whole_graph(page, ui_stack, ", ".join(months))
+    with ui_stack.instance() as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": again}))
+        materialized = {
+            (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
+            for r in runs
+            for e in instance.all_logs(r.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
+    trip_keys = [
+        identity.key_string(identity.trip_key(layer, s)) for layer in LAYERS[:3] for s in ROWS
+    ]
+    marts = ["marts/service_summary_monthly", "marts/trips_by_zone_monthly"]
+    zones = [identity.key_string(identity.zones_key(layer)) for layer in LAYERS[:3]]
+    assert materialized == {(k, m) for k in trip_keys + marts for m in months} | {
+        (k, None) for k in zones
+    }
+    _marts_match_the_warehouse(ui_stack, months)
+
+
+def test_one_month_whose_marts_are_missing_gets_them_from_the_graph(page, ui_stack):
+    # 2021-03: every service's trips were loaded by the backfill above, its marts never.
+    _backfill_whole_graph(page, ui_stack, "2021-03")
+    _marts_match_the_warehouse(ui_stack, ["2021-03"])
+
+
+def _reexecute(stack, run_id: str, strategy: str) -> dg.DagsterRun:
+    """What the run page's Re-execute menu sends (From failure / All steps), then its end."""
+    launched = stack.graphql(
+        """mutation($parent: String!, $strategy: ReexecutionStrategy!) {
+          launchPipelineReexecution(
+            reexecutionParams: {parentRunId: $parent, strategy: $strategy}
+          ) {
+            __typename
+            ... on LaunchRunSuccess { run { runId } }
+            ... on PythonError { message }
+          }
+        }""",
+        {"parent": run_id, "strategy": strategy},
+    )["launchPipelineReexecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    child = launched["run"]["runId"]
+    return stack.wait(lambda: _run_ended(stack, child), 300, f"re-execution {child}")
+
+
+def _step_errors(stack, run_id: str) -> str:
+    with stack.instance() as instance:
+        failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return "\n".join(e.dagster_event.event_specific_data.error.message for e in failures)
+
+
+def test_a_bad_file_fixed_then_reexecuted_converges(page, ui_stack):
+    """A month fails on a bad row; the source is fixed; Re-execute > From failure fails at once
+    saying to re-execute all steps (it has no raw step to fetch with); All steps converges."""
+    from lake_dev import generator
+
+    service, month = "fhv", "2021-06"
+    path = ui_stack.mirror / service / f"{service}_tripdata_{month}.csv.gz"
+    lines = generator.gzip_text(path).splitlines()
+    fields = lines[3].split(",")
+    fields[1] = "not a time"  # pickup_datetime
+    lines[3] = ",".join(fields)
+    path.write_bytes(generator.gzip_bytes("\n".join(lines) + "\n"))
+    prefix = _launch(page, JOB.format(f"{service}_tripdata_job"), month, "Launch 1 run")
+    failed = ui_stack.wait(lambda: _run_ended(ui_stack, prefix), 300, f"run {prefix}")
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    assert "line 4" in _step_errors(ui_stack, failed.run_id)
+    assert ui_stack.warehouse_counts(f"{service}_tripdata")[month] == ROWS[service]
+
+    path.write_bytes(_fixed_month(service, month))
+    from_failure = _reexecute(ui_stack, failed.run_id, "FROM_FAILURE")
+    assert from_failure.status == dg.DagsterRunStatus.FAILURE
+    assert "re-execute all steps (Re-execute > All steps in root run)" in _step_errors(
+        ui_stack, from_failure.run_id
+    )
+    page.goto(f"/runs/{from_failure.run_id}")
+    shown(page.get_by_text(re.compile("re-execute all steps")), "the failure's advice")
+
+    all_steps = _reexecute(ui_stack, from_failure.run_id, "ALL_STEPS")
+    assert all_steps.status == dg.DagsterRunStatus.SUCCESS
+    assert ui_stack.warehouse_counts(f"{service}_tripdata")[month] == FIXED_ROWS
+
+
+FIXED_ROWS = 650
+
+
+def _fixed_month(service: str, month: str) -> bytes:
+    """The month as the source republishes it once fixed: other rows than before."""
+    import tempfile
+    from datetime import date
+    from pathlib import Path
+
+    from lake_dev import generator
+
+    with tempfile.TemporaryDirectory() as d:
+        out = generator.write_month(
+            service, date.fromisoformat(f"{month}-01"), FIXED_ROWS, Path(d) / "m.csv.gz"
+        )
+        return out.read_bytes()
+
+
 def test_the_checks_tab_lists_each_months_result_on_that_month(page, ui_stack):
     check = "rows_accounted_for"
     executions = ui_stack.graphql(
@@ -133,7 +280,7 @@ def test_the_checks_tab_lists_each_months_result_on_that_month(page, ui_stack):
         {"key": {"path": ["lake", "yellow_tripdata"]}, "check": check},
     )["assetCheckExecutions"]
     by_month = {e["evaluation"]["partition"]: e for e in executions if e["evaluation"]}
-    assert sorted(by_month) == ["2021-01", "2021-02", "2021-03"]
+    assert sorted(by_month) == ["2021-01", "2021-02", "2021-03", "2021-05", "2021-06"]
     for month, e in by_month.items():
         rows = ROWS["yellow"]
         assert (e["status"], e["evaluation"]["description"]) == (
@@ -144,7 +291,7 @@ def test_the_checks_tab_lists_each_months_result_on_that_month(page, ui_stack):
 
     page.goto(f"/assets/lake/yellow_tripdata?view=checks&checkDetail={check}")
     shown(page.get_by_text("Execution history"), "the check's execution history tab").click()
-    for month in ("2021-01", "2021-02", "2021-03"):
+    for month in ("2021-01", "2021-02", "2021-03", "2021-05", "2021-06"):
         shown(page.get_by_text(month, exact=True), f"the {month} result in the history")
     assert page.get_by_text("Skipped", exact=True).count() == 0
 
