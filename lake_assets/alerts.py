@@ -1,6 +1,8 @@
 """Failure alerts: Slack-compatible JSON posted to ALERT_WEBHOOK_URL.
 
-Two sensors post them: one for failed runs, one for failed blocking (ERROR) asset checks.
+Two sensors post them, one alert per failure: one for failed runs (a failed blocking check fails
+its run, so this one covers it), one for failed WARN checks, which let their run succeed and
+would otherwise go unnoticed.
 Nothing is sent when the webhook is not configured, and messages are redacted first: URL
 credentials and query strings (signed URLs, tokens) and the webhook address never leave.
 """
@@ -137,7 +139,10 @@ def _read_cursor(cursor: str | None) -> tuple[int, set[int]] | None:
     name="asset_check_failure_alert",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts failed blocking (ERROR) asset checks to ALERT_WEBHOOK_URL.",
+    description=(
+        "Posts failed WARN asset checks (their runs succeed) to ALERT_WEBHOOK_URL; a failed "
+        "blocking check fails its run, which run_failure_alert posts."
+    ),
 )
 def asset_check_failure_alert(
     context: dg.SensorEvaluationContext, alerts: AlertWebhook
@@ -179,7 +184,7 @@ def asset_check_failure_alert(
         if (
             record.status.value != _FAILED
             or evaluation is None
-            or evaluation.severity != dg.AssetCheckSeverity.ERROR
+            or evaluation.severity != dg.AssetCheckSeverity.WARN
         ):
             continue
         run = context.instance.get_run_by_id(record.run_id)
@@ -188,7 +193,7 @@ def asset_check_failure_alert(
         asset = record.key.asset_key.to_user_string()
         alerts.post(
             slack_message(
-                f":warning: lake_assets check failed: {asset} {record.key.name}{where}",
+                f":warning: lake_assets check warns: {asset} {record.key.name}{where}",
                 {
                     "asset": asset,
                     "check": record.key.name,
@@ -203,7 +208,7 @@ def asset_check_failure_alert(
     context.update_cursor(json.dumps({"after": watermark, "done": sorted(done)}))
     if not sent:
         return dg.SkipReason(
-            f"{len(records)} new check execution(s), none failed with ERROR"
+            f"{len(records)} new check execution(s), none failed with WARN"
             + (f"; {len(pending)} still running" if pending else "")
         )
     return None

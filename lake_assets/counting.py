@@ -11,25 +11,44 @@ import os
 from isal import igzip
 
 from lake_assets import formats
-from lake_assets.convert import BadInputError
+from lake_assets.convert.common import MAX_LINE_BYTES, BadInputError, LimitExceeded
 
 COUNT_CHUNK = 1 << 22
+# Bounds on untrusted bytes: a real month's gzip inflates about 5 to 10 times; a file that
+# inflates past both limits below is a decompression bomb, not a month.
+MAX_INFLATION = 100
+INFLATION_FLOOR = 1 << 30
 
 
 class DataRowCounter:
-    """Non-blank lines after the header, counted independently of the CSV parser, from the
-    file's bytes fed in order.
+    """CSV records after the header, counted independently of the CSV parser, from the file's
+    bytes fed in order.
 
-    A last line without a newline (a cut file) counts; blank lines (a newline followed by an
-    optional carriage return and another newline) do not, as the parser skips them. Newline
-    positions come from one vectorized comparison per chunk, so counting costs little more than
-    reading (or decompressing) the bytes.
+    A newline inside a quoted field is part of its record, not a new one (quotes are counted
+    vectorized per chunk, escaped quotes come in pairs). A last line without a newline (a cut
+    file) counts; blank lines (a newline followed by an optional carriage return and another
+    newline) do not, as the parser skips them. A record longer than max_line raises
+    LimitExceeded naming its line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "the file", max_line: int = MAX_LINE_BYTES) -> None:
         self.newlines = self.blank = self.offset = 0
-        self.last_nl: int | None = None  # absolute position of the last newline seen
+        self.last_nl: int | None = None  # absolute position of the last record end seen
         self.last_byte = b""  # the last byte fed so far
+        self.in_quotes = False  # whether the bytes fed so far end inside a quoted field
+        self.name, self.max_line = name, max_line
+
+    def _record_ends(self, arr) -> object:
+        """Positions of the chunk's newlines outside quoted fields."""
+        import numpy as np
+
+        nl = np.flatnonzero(arr == 10)
+        quotes = np.flatnonzero(arr == 34)
+        if quotes.size or self.in_quotes:
+            before = np.searchsorted(quotes, nl) + self.in_quotes
+            nl = nl[before % 2 == 0]
+            self.in_quotes = bool((quotes.size + self.in_quotes) % 2)
+        return nl
 
     def feed(self, chunk: bytes) -> None:
         import numpy as np
@@ -37,9 +56,13 @@ class DataRowCounter:
         if not chunk:
             return
         arr = np.frombuffer(chunk, dtype=np.uint8)
-        nl = np.flatnonzero(arr == 10)
+        nl = self._record_ends(arr)
+        start = self.last_nl if self.last_nl is not None else -1
         if nl.size:
             gaps = np.diff(nl)
+            self._bound(int(nl[0]) + self.offset - start - 1, self.newlines + 1)
+            if gaps.size:
+                self._bound(int(gaps.max()) - 1, self.newlines + int(np.argmax(gaps)) + 2)
             self.blank += int(np.count_nonzero(gaps == 1))
             two = nl[:-1][gaps == 2]
             self.blank += int(np.count_nonzero(arr[two + 1] == 13))
@@ -55,6 +78,19 @@ class DataRowCounter:
             self.last_nl = self.offset + int(nl[-1])
         self.offset += len(chunk)
         self.last_byte = chunk[-1:]
+        open_record = self.offset - (self.last_nl if self.last_nl is not None else -1) - 1
+        self._bound(open_record, self.newlines + 1)
+
+    def _bound(self, length: int, line: int) -> None:
+        """Raises LimitExceeded when the record ending on line is longer than max_line."""
+        if length <= self.max_line:
+            return
+        raise LimitExceeded(
+            f"{self.name}: line {line} is longer than {self.max_line:,} bytes (the limit for "
+            "one record): not a trip file, or a field with an unclosed quote",
+            file=self.name,
+            line=line,
+        )
 
     @property
     def rows(self) -> int:
@@ -64,6 +100,11 @@ class DataRowCounter:
         return max(lines - 1, 0)
 
 
+def inflation_limit(compressed: int) -> int:
+    """How many bytes a gzip file of compressed bytes may inflate to before it is a bomb."""
+    return max(compressed * MAX_INFLATION, INFLATION_FLOOR)
+
+
 def count_data_rows(path: str | os.PathLike, name: str | None = None) -> int:
     """DataRowCounter over a plain or gzip CSV file, read in COUNT_CHUNK-byte chunks.
 
@@ -71,19 +112,29 @@ def count_data_rows(path: str | os.PathLike, name: str | None = None) -> int:
     """
     from isal import isal_zlib
 
-    counter = DataRowCounter()
-    with (igzip.open if formats.is_gzip(path) else open)(path, "rb") as f:
+    name = name or str(path)
+    counter = DataRowCounter(name)
+    gzipped = formats.is_gzip(path)
+    limit = inflation_limit(os.path.getsize(path)) if gzipped else None
+    with (igzip.open if gzipped else open)(path, "rb") as f:
         while True:
             try:
                 chunk = f.read(COUNT_CHUNK)
             except (EOFError, igzip.BadGzipFile, isal_zlib.error) as e:
-                name = name or str(path)
                 raise BadInputError(
                     f"{name}: gzip stream is cut or corrupt ({e})", file=name
                 ) from e
             if not chunk:
                 return counter.rows
             counter.feed(chunk)
+            if limit is not None and counter.offset > limit:
+                raise LimitExceeded(
+                    f"{name}: inflates to more than {limit:,} bytes ({MAX_INFLATION} times its "
+                    f"{os.path.getsize(path):,} compressed bytes, at line {counter.newlines + 1}):"
+                    " a decompression bomb, not a month",
+                    file=name,
+                    line=counter.newlines + 1,
+                )
 
 
 def count_source_rows(path: str | os.PathLike, name: str | None = None) -> int:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from lake_assets import fetch, identity
+from lake_assets import fetch, identity, redaction
 from lake_assets.assets import history
 from lake_assets.jobs import AssetJob
 from lake_assets.resources import TripSource
@@ -48,9 +48,13 @@ def build_release_sensor(
         try:
             probe = source.probe(url)
         except fetch.SourceError as e:
-            return dg.SkipReason(f"could not ask the source about {service} {key}: {e}")
+            return dg.SkipReason(
+                redaction.redact_urls(f"could not ask the source about {service} {key}: {e}")
+            )
         if probe is None:
-            return dg.SkipReason(f"{service} {key} is not published yet ({url} answers 404)")
+            return dg.SkipReason(
+                f"{service} {key} is not published yet ({redaction.redact_url(url)} answers 404)"
+            )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
@@ -106,9 +110,13 @@ def changed_request(
         try:
             probe = source.probe(url)
         except fetch.SourceError as e:
-            return dg.SkipReason(f"could not ask the source about {service} {key}: {e}")
+            return dg.SkipReason(
+                redaction.redact_urls(f"could not ask the source about {service} {key}: {e}")
+            )
         if probe is None:
-            unchanged.append(f"{service} {key} is not published yet ({url} answers 404)")
+            unchanged.append(
+                f"{service} {key} is not published yet ({redaction.redact_url(url)} answers 404)"
+            )
         elif source_unchanged(probe, history.latest_metadata(instance, raw_key(service), key)):
             unchanged.append(f"{service} {key} is unchanged since it was landed ({probe.version})")
         else:

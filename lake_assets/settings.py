@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lake_assets import redaction
+
 DEFAULT_SOURCE_URL = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
     "{service}/{service}_tripdata_{year}-{month}.csv.gz"
@@ -54,6 +56,8 @@ class Settings:
     tlc_zones_url: str = DEFAULT_ZONES_URL
     lake_dir: str = "data/lake"
     duckdb_path: str = "data/warehouse.duckdb"
+    # How long a write waits for another process's lock on the DuckDB file, in seconds.
+    duckdb_lock_timeout: float = 600.0
     bad_rows: str = "fail"
     http_timeout: float = 60.0
     # Overall seconds one download may take; 0: derived from its size (at least 256 KiB/s).
@@ -111,6 +115,9 @@ class Settings:
             tlc_zones_url=get("TLC_ZONES_URL", zones_url),
             lake_dir=get("LAKE_DIR", cls.lake_dir),
             duckdb_path=get("DUCKDB_PATH", cls.duckdb_path),
+            duckdb_lock_timeout=_float(
+                get("DUCKDB_LOCK_TIMEOUT", str(cls.duckdb_lock_timeout)), "DUCKDB_LOCK_TIMEOUT", 0
+            ),
             bad_rows=get("TLC_BAD_ROWS", cls.bad_rows).lower(),
             http_timeout=_float(get("TLC_HTTP_TIMEOUT", str(cls.http_timeout)), "TLC_HTTP_TIMEOUT"),
             download_deadline=_float(get("TLC_DOWNLOAD_DEADLINE", "0"), "TLC_DOWNLOAD_DEADLINE", 0),
@@ -188,7 +195,9 @@ class Settings:
             ("TLC_ZONES_URL", self.tlc_zones_url),
         ):
             if not url.startswith(("http://", "https://", "file://")):
-                raise SettingsError(f"{name}={url!r}: use an http://, https:// or file:// URL")
+                raise SettingsError(
+                    f"{name}={redaction.redact_url(url)!r}: use an http://, https:// or file:// URL"
+                )
 
     def _validate_gcp(self) -> None:
         missing = [
@@ -269,19 +278,21 @@ def _validate_template(name: str, template: str, fields: tuple[str, ...]) -> Non
     try:
         found = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as e:
-        raise SettingsError(f"{name}={template!r} is not a valid template: {e}") from None
+        raise SettingsError(
+            f"{name}={redaction.redact_url(template)!r} is not a valid template: {e}"
+        ) from None
     unknown = sorted({f for f in found if f not in fields})
     if unknown:
         allowed = ", ".join("{" + f + "}" for f in fields) or "none"
         raise SettingsError(
-            f"{name}={template!r} has unknown placeholder(s) "
+            f"{name}={redaction.redact_url(template)!r} has unknown placeholder(s) "
             f"{', '.join('{' + f + '}' for f in unknown)}; allowed: {allowed}"
         )
     missing = [f"{{{f}}}" for f in fields if f not in found]
     if missing:
         raise SettingsError(
-            f"{name}={template!r} lacks {', '.join(missing)}: it is a template such as "
-            f"{_TEMPLATE_EXAMPLE}"
+            f"{name}={redaction.redact_url(template)!r} lacks {', '.join(missing)}: it is a "
+            f"template such as {_TEMPLATE_EXAMPLE}"
         )
 
 

@@ -51,6 +51,10 @@ class BlockingCheckFailed(Exception):
         )
 
 
+class ConcurrentPromotion(RuntimeError):
+    """Two runs of one month raced: the other promoted the candidate this one converted."""
+
+
 class RejectedBySameRun(Exception):
     """A re-execution (from failure) would convert again the candidate its own root run
     rejected: nothing in it fetches the source, so it cannot converge."""
@@ -265,7 +269,14 @@ def build_lake_file(
         lake, policy, contract, raw_path, promoted, out_path, rejects_path, month, service, run
     )
     if raw_path != promoted:
-        lake.move(raw_path, promoted)
+        try:
+            lake.move(raw_path, promoted)
+        except FileNotFoundError:
+            raise ConcurrentPromotion(
+                f"{lake.uri(raw_path)} was promoted or replaced by another run of this month "
+                f"while this one converted it; {lake.uri(out_path)} may now hold this run's "
+                "conversion of it. Run the month again: it converges on whatever that run left."
+            ) from None
         lake.delete(identity.rejection_record_path(promoted))
         rejection = None
     for other in raw_paths:

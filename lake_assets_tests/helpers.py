@@ -43,6 +43,19 @@ def month_counts(duckdb_path: str, table: str) -> dict[str, int]:
     return dict(rows)
 
 
+def summary_trips(duckdb_path: str, month: str) -> dict[str, int]:
+    """Trips per service of a month in marts/service_summary_monthly."""
+    con = duckdb.connect(duckdb_path, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT service, trips FROM nyc_taxi.service_summary_monthly WHERE source_month = ?",
+            [f"{month}-01"],
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
 def metadata(result, key: str) -> dict:
     for event in result.get_asset_materialization_events():
         if event.asset_key.to_user_string() == key:

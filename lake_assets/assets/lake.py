@@ -46,7 +46,9 @@ def _failure(e: Exception, month: date | None) -> dg.Failure:
     if isinstance(e, convert.BadInputError):
         metadata = {"file": e.file, "line": e.line, "column": e.column, "value": e.value}
     description = str(e)
-    if isinstance(e, convert.BadInputError) and e.line is not None and month is not None:
+    # Quarantine diverts bad data rows; it cannot help a header, a bound or a cut file.
+    row_error = e.line is not None and e.line > 1 and not isinstance(e, convert.LimitExceeded)
+    if isinstance(e, convert.BadInputError) and row_error and month is not None:
         description += " Set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects file instead."
     if rejection is not None:
         metadata["rejected_candidate_uri"] = rejection.uri

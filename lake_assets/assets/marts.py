@@ -6,13 +6,14 @@ from datetime import date
 
 import dagster as dg
 
-from lake_assets import identity, marts_sql, quality
+from lake_assets import identity, marts_sql, quality, steps
 from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
 from lake_assets.assets.warehouse import WAREHOUSE_POOL
 from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import Warehouse
+from lake_assets.resources.base import SliceCheck
 from lake_assets.schemas import (
     SERVICE_SUMMARY_MONTHLY,
     SERVICES,
@@ -27,38 +28,44 @@ SOURCES = [dg.AssetKey(identity.trip_key(identity.WAREHOUSE, s)) for s in SERVIC
 ]
 
 
+# The new month's trips per service, read where the new rows are before they are committed.
+SLICE_TRIPS_SQL = "SELECT service, sum(trips) FROM {slice} GROUP BY service"
+
+
 def _build(
     warehouse: Warehouse, contract: TableContract, month: date, select_sql: str
 ) -> tuple[dict, list[quality.Outcome]]:
+    """Replace the mart's month, judged (every_trip_counted_once) before the commit: a month
+    that fails a blocking check raises steps.BlockingCheckFailed and the old month stays."""
     started = time.monotonic()
-    result = warehouse.replace_month_from_query(contract, month, select_sql)
-    seconds = time.monotonic() - started
     ds = warehouse.dataset
-    mart = dict(
-        warehouse.query(
-            f"SELECT service, sum(trips) FROM {ds}.{contract.name} "
-            "WHERE source_month = $month GROUP BY service",
-            {"month": month},
-        )
-    )
     source = dict(warehouse.query(marts_sql.trips_per_service_sql(ds), {"month": month}))
-    outcomes = quality.evaluate(
-        identity.MARTS,
-        quality.Evidence(
-            contract,
-            month,
-            mart_trips={s: int(n) for s, n in mart.items()},
-            source_trips={s: int(n) for s, n in source.items()},
-        ),
+    judged: list[quality.Outcome] = []
+
+    def judge(rows: list[tuple]) -> None:
+        judged[:] = quality.evaluate(
+            identity.MARTS,
+            quality.Evidence(
+                contract,
+                month,
+                mart_trips={s: int(n) for s, n in rows},
+                source_trips={s: int(n) for s, n in source.items()},
+            ),
+        )
+        if quality.failed_blocking(judged):
+            raise steps.BlockingCheckFailed(list(judged))
+
+    result = warehouse.replace_month_from_query(
+        contract, month, select_sql, SliceCheck(SLICE_TRIPS_SQL, judge)
     )
     metadata = {
         "dagster/row_count": result.slice_rows,
         "table": result.table,
         "table_rows": result.table_rows,
-        "seconds": round(seconds, 3),
+        "seconds": round(time.monotonic() - started, 3),
         **{f"{s}_trips": int(source.get(s, 0)) for s in SERVICES},
     }
-    return metadata, outcomes
+    return metadata, judged
 
 
 def build_mart_asset(

@@ -1,12 +1,14 @@
 """raw/*: each published file landed in the lake byte for byte."""
 
+import errno
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
-from lake_assets import fetch, identity, steps
+from lake_assets import fetch, identity, redaction, steps
 from lake_assets.assets import history
 from lake_assets.partitions import ONE_MONTH_PER_RUN, partition_month
 from lake_assets.resources import LakeStorage, TripSource
@@ -71,18 +73,49 @@ def _download(
     context: dg.AssetExecutionContext,
     source: TripSource,
     url: str,
+    shown: str,
     staged: Path,
     validators: dict,
 ) -> fetch.FetchResult:
     """Stream url into staged, conditionally with the validators the source gave last time."""
-    with open(staged, "wb") as out:
-        return source.download(
-            url,
-            out,
-            validators.get("etag") or None,
-            validators.get("last_modified") or None,
-            progress=_progress_log(context, url),
+    try:
+        with open(staged, "wb") as out:
+            return source.download(
+                url,
+                out,
+                validators.get("etag") or None,
+                validators.get("last_modified") or None,
+                progress=_progress_log(context, shown),
+            )
+    except OSError as e:
+        if e.errno == errno.ENOSPC and not e.filename:
+            # A write to an open file does not say which file: name it for the user.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(staged)) from None
+        raise
+
+
+def _as_failure(e: Exception) -> Exception:
+    """What the step raises for e, its text redacted: a transient error stays retryable (with
+    the setting to turn when it waited too long); anything else fails at once."""
+    text = redaction.redact_urls(str(e))
+    hint = _SETTING_HINTS.get(type(e))
+    if hint:
+        return type(e)(f"{text} ({hint})")
+    if _retryable(e):
+        return fetch.TransientSourceError(
+            text if isinstance(e, fetch.SourceError) else f"{type(e).__name__}: {text}"
         )
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return dg.Failure(
+            description=(
+                f"no space left on the device holding {e.filename or 'the lake scratch folder'} "
+                "while landing the download: free space there, or point LAKE_DIR (or the "
+                "object store's scratch folder) at a larger disk"
+            ),
+            allow_retries=False,
+        )
+    described = text if isinstance(e, fetch.SourceError) else f"{type(e).__name__}: {text}"
+    return dg.Failure(description=described, allow_retries=False)
 
 
 def _refuse_rejected(lake: LakeStorage, promoted: str, url: str, sha256: str) -> None:
@@ -118,19 +151,21 @@ def _land(
     bytes are; the steps downstream decide from the data whether they have work to do.
     """
     started = time.monotonic()
+    # What logs, metadata and errors show: the URL without credentials or signatures.
+    shown = redaction.redact_url(url)
     partition = context.partition_key if context.has_partition_key else None
     previous = history.latest_metadata(context.instance, key, partition)
-    landed = _verified_landing(lake, previous) if previous.get("source_url") == url else None
+    landed = _verified_landing(lake, previous) if previous.get("source_url") == shown else None
     # Validators only for bytes verifiably in the lake: a 304 must point at a file that exists.
     validators = previous if landed else {}
     try:
         with lake.staging_dir() as staging:
             staged = staging / "download"
-            result = _download(context, source, url, staged, validators)
+            result = _download(context, source, url, shown, staged, validators)
             if result.not_modified:
                 if landed is None:
                     raise fetch.SourceError(
-                        f"{url}: the server answered 304 Not Modified to a request without "
+                        f"{shown}: the server answered 304 Not Modified to a request without "
                         "validators (a broken proxy or CDN); nothing was downloaded"
                     )
                 unchanged = "the source answered 304 Not Modified"
@@ -138,7 +173,7 @@ def _land(
                 unchanged = "the source's bytes have the sha256 of the landed file"
             else:
                 unchanged = ""
-                _refuse_rejected(lake, final_path(result.suffix), url, result.sha256)
+                _refuse_rejected(lake, final_path(result.suffix), shown, result.sha256)
                 landed = identity.candidate_path(final_path(result.suffix))
                 for suffix in identity.RAW_SUFFIXES:
                     other = identity.candidate_path(final_path(suffix))
@@ -148,20 +183,13 @@ def _land(
     except dg.Failure:
         raise
     except Exception as e:
-        hint = _SETTING_HINTS.get(type(e))
-        if hint:
-            # Still transient: the retry policy takes it, now saying which setting to turn.
-            raise type(e)(f"{e} ({hint})") from e
-        if _retryable(e):
-            raise  # the retry policy takes it from here
-        description = str(e) if isinstance(e, fetch.SourceError) else f"{type(e).__name__}: {e}"
-        raise dg.Failure(description=description, allow_retries=False) from e
+        raise _as_failure(e) from None  # no cause: its text may hold the URL's secrets
     if unchanged:
-        context.log.info(f"{url} unchanged since it was landed ({unchanged}): {lake.uri(landed)}")
+        context.log.info(f"{shown} unchanged since it was landed ({unchanged}): {lake.uri(landed)}")
         facts = {k: previous.get(k, "") for k in ("bytes", "sha256", "gzip", "etag")}
         facts["last_modified"] = previous.get("last_modified", "")
     else:
-        context.log.info(f"landed {url} as {lake.uri(landed)} ({result.bytes} bytes)")
+        context.log.info(f"landed {shown} as {lake.uri(landed)} ({result.bytes} bytes)")
         facts = {
             "bytes": result.bytes,
             "sha256": result.sha256,
@@ -172,7 +200,7 @@ def _land(
     promoted = identity.promoted_path(landed) if identity.is_candidate(landed) else landed
     return dg.MaterializeResult(
         metadata={
-            "source_url": url,
+            "source_url": shown,
             # Where the bytes are now, and where they will be once the lake step promotes them.
             "path": landed,
             "uri": lake.uri(landed),

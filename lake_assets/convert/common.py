@@ -58,6 +58,16 @@ class BadInputError(ValueError):
         self.value = value
 
 
+class LimitExceeded(BadInputError):
+    """Untrusted bytes past a bound: named with the file, the line and the limit."""
+
+
+# No TLC record comes near this (a trip is a few hundred bytes): a longer line, the header
+# included, is not a trip file (or a quote left open), and reading it whole would let one line
+# take the worker's memory.
+MAX_LINE_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class Reject:
     line: int

@@ -23,8 +23,10 @@ from lake_assets.convert.common import (
     _NON_INTEGRAL,
     BAD_ROWS_MODES,
     DEFAULT_MEMORY_LIMIT,
+    MAX_LINE_BYTES,
     BadInputError,
     ConversionResult,
+    LimitExceeded,
     Reject,
     _cleanup,
     _constant_column,
@@ -45,15 +47,25 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
 
 
 def read_header(path: str | os.PathLike, name: str) -> list[str]:
-    with _open_text(path) as f:
-        try:
-            first = next(csv.reader(f))
-        except StopIteration:
-            raise BadInputError(
-                f"{name}: line 1: the file is empty (no header line)", file=name, line=1
-            ) from None
-        except (EOFError, OSError, gzip.BadGzipFile) as e:
-            raise BadInputError(f"{name}: cannot read the header: {e}", file=name, line=1) from e
+    """The header's column names, reading (and inflating) at most MAX_LINE_BYTES of the file."""
+    try:
+        with gzip.open(path, "rb") if formats.is_gzip(path) else open(path, "rb") as raw:
+            head = raw.read(MAX_LINE_BYTES + 1)
+    except (EOFError, OSError, gzip.BadGzipFile) as e:
+        raise BadInputError(f"{name}: cannot read the header: {e}", file=name, line=1) from e
+    if not head:
+        raise BadInputError(
+            f"{name}: line 1: the file is empty (no header line)", file=name, line=1
+        )
+    line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) > MAX_LINE_BYTES:
+        raise LimitExceeded(
+            f"{name}: line 1 (the header) is longer than {MAX_LINE_BYTES:,} bytes (the limit "
+            "for one record): not a trip file",
+            file=name,
+            line=1,
+        )
+    first = next(csv.reader([line.decode("utf-8", errors="replace").rstrip("\r")]), [])
     if first and first[0].startswith("\ufeff"):
         first[0] = first[0][1:]
     return [h.strip() for h in first]
@@ -108,6 +120,7 @@ def _plan(
     read_csv = (
         f"read_csv({_lit(path)}, header=true, auto_detect=false, delim=',', quote='\"', "
         f"escape='\"', nullstr='', compression={_lit(compression)}, "
+        f"max_line_size={MAX_LINE_BYTES}, "
         f"columns={{{', '.join(reader_cols)}}}, store_rejects=true, "
         "rejects_table='csv_rejects', rejects_scan='csv_reject_scans', null_padding=false)"
     )

@@ -187,6 +187,16 @@ class SliceMismatch(RuntimeError):
         self.expected_rows = expected_rows
 
 
+@dataclass(frozen=True)
+class SliceCheck:
+    """A check of a month's new slice before it replaces the old one: sql (reading {slice}, the
+    new rows, and $month) is run where the new rows are (inside the transaction, or in staging),
+    and judge(rows) raises to refuse them; the table then keeps the month it had."""
+
+    sql: str
+    judge: Callable[[list[tuple]], None]
+
+
 class Warehouse(dg.ConfigurableResource, abc.ABC):
     """Tables loaded from lake files; a month is replaced as one transaction."""
 
@@ -214,9 +224,14 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
 
     @abc.abstractmethod
     def replace_month_from_query(
-        self, contract: TableContract, month: date, select_sql: str
+        self,
+        contract: TableContract,
+        month: date,
+        select_sql: str,
+        verify: SliceCheck | None = None,
     ) -> LoadResult:
-        """Make the month's slice exactly the rows of select_sql (which reads $month)."""
+        """Make the month's slice exactly the rows of select_sql (which reads $month), if
+        verify (when given) accepts them before they are committed."""
 
     @abc.abstractmethod
     def ensure_table(self, contract: TableContract) -> str:

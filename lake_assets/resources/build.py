@@ -75,7 +75,9 @@ def build_warehouse(settings: Settings, cloud_id: Callable[[str, str], Any]) -> 
             location=settings.bq_location,
             emulator_host=settings.bigquery_emulator_host or None,
         )
-    return DuckDBWarehouse(path=settings.duckdb_path)
+    return DuckDBWarehouse(
+        path=settings.duckdb_path, lock_timeout_seconds=settings.duckdb_lock_timeout
+    )
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -7,6 +7,7 @@ to it with anonymous credentials, so nothing looks for credentials or the metada
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from lake_assets.resources.base import (
     LoadResult,
     ObjectStoreLake,
     ParquetFooter,
+    SliceCheck,
     SliceMismatch,
     Warehouse,
     content_type,
@@ -178,14 +180,26 @@ def table_spec(contract: TableContract, table_id: str) -> bigquery.Table:
     return table
 
 
-def parquet_load_config(contract: TableContract) -> bigquery.LoadJobConfig:
-    """How a lake Parquet file becomes a table (a month's staging table, or the whole zone
-    lookup): a load job, free, with the exact schema, replacing what the table held."""
+def parquet_load_config(
+    contract: TableContract, into_staging: bool = False
+) -> bigquery.LoadJobConfig:
+    """How a lake Parquet file becomes a table: a load job, free, with the exact schema. The zone
+    lookup's replaces what the table held; a month's appends to its staging table, created empty
+    (with its expiry) before the load, so a worker that dies mid-load leaves a table that
+    expires."""
     return bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET,
         schema=bigquery_schema(contract),
-        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        write_disposition=(
+            bigquery.WriteDisposition.WRITE_APPEND
+            if into_staging
+            else bigquery.WriteDisposition.WRITE_TRUNCATE
+        ),
+        create_disposition=(
+            bigquery.CreateDisposition.CREATE_NEVER
+            if into_staging
+            else bigquery.CreateDisposition.CREATE_IF_NEEDED
+        ),
     )
 
 
@@ -327,12 +341,16 @@ class BigQueryWarehouse(Warehouse):
         fill_staging,
         origin: str,
         expected_rows: int | None = None,
+        verify: SliceCheck | None = None,
     ) -> LoadResult:
         table_id = self._prepare(client, contract)
         staging_id = self._staging_id(contract, month)
         try:
+            # Created with its expiry and the contract's schema before anything fills it.
+            client.create_table(
+                _expiring(bigquery.Table(staging_id, schema=bigquery_schema(contract)))
+            )
             fill_staging(staging_id)
-            client.update_table(_expiring(client.get_table(staging_id)), ["expires"])
             table, staging = _sql_name(table_id), _sql_name(staging_id)
             [(staged, others)] = self._query(client, staging_check_sql(staging), {"month": month})
             if others:
@@ -342,6 +360,12 @@ class BigQueryWarehouse(Warehouse):
                 )
             if expected_rows is not None and staged != expected_rows:
                 raise SliceMismatch(table_id, month, int(staged), expected_rows)
+            if verify is not None:
+                # The new slice is judged in staging: a refused month never reaches the table.
+                # Transpiled with a plain name first: sqlglot reads DuckDB, not BigQuery's quotes.
+                sql = sql_dialect.to_bigquery(verify.sql.format(slice="new_slice"))
+                sql = re.sub(r"\bnew_slice\b", staging, sql)
+                verify.judge(self._query(client, sql, {"month": month}))
             self._query(client, merge_month_sql(contract, table, staging), {"month": month})
             [(total, slice_rows)] = self._query(
                 client,
@@ -370,7 +394,7 @@ class BigQueryWarehouse(Warehouse):
 
             def load(staging_id: str) -> None:
                 client.load_table_from_uri(
-                    parquet_uri, staging_id, job_config=parquet_load_config(contract)
+                    parquet_uri, staging_id, job_config=parquet_load_config(contract, True)
                 ).result()
 
             return self._replace_month_from_staging(
@@ -378,25 +402,28 @@ class BigQueryWarehouse(Warehouse):
             )
 
     def replace_month_from_query(
-        self, contract: TableContract, month: date, select_sql: str
+        self,
+        contract: TableContract,
+        month: date,
+        select_sql: str,
+        verify: SliceCheck | None = None,
     ) -> LoadResult:
         sql = sql_dialect.to_bigquery(select_sql)
 
         with self.client() as client:
 
             def run(staging_id: str) -> None:
-                # An INSERT into a staging table made with the contract's schema keeps the mart's
-                # types exactly (a query's destination table would infer them).
-                client.create_table(
-                    bigquery.Table(staging_id, schema=bigquery_schema(contract)), exists_ok=True
-                )
+                # An INSERT into the staging table made with the contract's schema keeps the
+                # mart's types exactly (a query's destination table would infer them).
                 insert = (
                     f"INSERT INTO {_sql_name(staging_id)} "
                     f"({', '.join(contract.column_names)})\n{sql}"
                 )
                 self._query(client, insert, {"month": month})
 
-            return self._replace_month_from_staging(client, contract, month, run, "the mart query")
+            return self._replace_month_from_staging(
+                client, contract, month, run, "the mart query", verify=verify
+            )
 
     def replace_table(self, contract: TableContract, parquet_uri: str) -> LoadResult:
         _require_gs(parquet_uri)

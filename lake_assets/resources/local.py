@@ -21,6 +21,7 @@ from lake_assets.resources.base import (
     LakeStorage,
     LoadResult,
     ParquetFooter,
+    SliceCheck,
     SliceMismatch,
     Warehouse,
 )
@@ -142,6 +143,10 @@ def _columns(contract: TableContract) -> str:
     return ", ".join(f'"{c}"' for c in contract.column_names)
 
 
+class WarehouseLocked(RuntimeError):
+    """Another process held the DuckDB file's lock past the timeout."""
+
+
 def _is_lock_error(e: Exception) -> bool:
     text = str(e).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
@@ -150,13 +155,17 @@ def _is_lock_error(e: Exception) -> bool:
 class DuckDBWarehouse(Warehouse):
     """Warehouse in one DuckDB file (DUCKDB_PATH), schema nyc_taxi.
 
-    DuckDB lets one process write a file at a time. Writers therefore wait for the lock (with
-    backoff, up to lock_timeout_seconds) instead of failing, whatever the Dagster pool limits are.
+    DuckDB lets one process open a file for writing at a time, and a reader (its CLI, a
+    notebook) locks it too. Within a Dagster instance the `warehouse` pool keeps our own writers
+    apart; a lock held by any other process is waited for (with backoff, up to
+    lock_timeout_seconds, DUCKDB_LOCK_TIMEOUT), then the write fails naming the holder.
+    (dagster-duckdb's DuckDBResource retries every IOException, a full disk included, for a
+    fixed ~100 s without a word: this wait is for the lock alone, logged and configurable.)
     """
 
     path: str = "data/warehouse.duckdb"
     schema_name: str = "nyc_taxi"
-    lock_timeout_seconds: float = 1800.0
+    lock_timeout_seconds: float = 600.0
     memory_limit: str = "256MB"
 
     @contextmanager
@@ -178,10 +187,21 @@ class DuckDBWarehouse(Warehouse):
                 )
                 break
             except duckdb.IOException as e:
-                if not _is_lock_error(e) or time.monotonic() > deadline:
+                if not _is_lock_error(e):
                     raise
+                if time.monotonic() > deadline:
+                    raise WarehouseLocked(
+                        f"{self.path} stayed locked by another process for "
+                        f"{self.lock_timeout_seconds:.0f} s (DUCKDB_LOCK_TIMEOUT): {e}. Close "
+                        "that process (a DuckDB shell or notebook holds the lock even to read), "
+                        "then run the month again."
+                    ) from None
                 if not waited:
-                    log.info(f"{self.path} is locked by another writer; waiting for it")
+                    log.info(
+                        f"{self.path} is locked by another process (a reader or a writer); "
+                        f"waiting up to {self.lock_timeout_seconds:.0f} s (DUCKDB_LOCK_TIMEOUT): "
+                        f"{e}"
+                    )
                     waited = True
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -237,9 +257,13 @@ class DuckDBWarehouse(Warehouse):
         )
 
     def replace_month_from_query(
-        self, contract: TableContract, month: date, select_sql: str
+        self,
+        contract: TableContract,
+        month: date,
+        select_sql: str,
+        verify: SliceCheck | None = None,
     ) -> LoadResult:
-        return self._replace_month(contract, month, select_sql, {}, "the mart query")
+        return self._replace_month(contract, month, select_sql, {}, "the mart query", verify=verify)
 
     def _replace_month(
         self,
@@ -249,6 +273,7 @@ class DuckDBWarehouse(Warehouse):
         params: dict,
         origin: str,
         expected_rows: int | None = None,
+        verify: SliceCheck | None = None,
     ) -> LoadResult:
         with self.connect() as con:
             table = self._prepare(con, contract)
@@ -271,6 +296,11 @@ class DuckDBWarehouse(Warehouse):
                     )
                 if expected_rows is not None and slice_rows != expected_rows:
                     raise SliceMismatch(table, month, int(slice_rows), expected_rows)
+                if verify is not None:
+                    # Judged before the commit: a refused month rolls back, the old one stays.
+                    new_rows = f"(SELECT * FROM {table} WHERE source_month = $month) AS new_slice"
+                    sql = verify.sql.format(slice=new_rows)
+                    verify.judge(con.execute(sql, {"month": month}).fetchall())
         return LoadResult(
             table=table, rows_loaded=int(loaded), table_rows=int(total), slice_rows=int(slice_rows)
         )

@@ -145,3 +145,27 @@ def test_marts_replace_their_month_only(http_server, settings, defs):
         ("2021-04", "yellow", 200),
     ]
     assert zone_trips == [("2021-03", 150), ("2021-04", 200)]
+
+
+def test_a_mart_month_failing_its_check_never_replaces_the_good_one(
+    http_server, settings, monkeypatch
+):
+    """every_trip_counted_once is judged inside the transaction: a mart query that counts a
+    trip twice fails the step and the table keeps the month it had."""
+    from lake_assets import marts_sql
+    from lake_assets.definitions import build_definitions
+    from lake_assets_tests.helpers import failure_message, summary_trips
+
+    load_every_service(http_server, build_definitions(settings), "2021-02")
+    good = marts_sql.service_summary_sql
+    # A bug that counts every trip twice.
+    monkeypatch.setattr(
+        marts_sql,
+        "service_summary_sql",
+        lambda schema: good(schema).replace("count(*) AS trips", "count(*) * 2 AS trips"),
+    )
+    broken = build_definitions(settings)
+    result = materialize(broken, ["marts/service_summary_monthly"], "2021-02")
+    assert not result.success
+    assert "blocking check every_trip_counted_once failed" in failure_message(result)
+    assert summary_trips(settings.duckdb_path, "2021-02") == SERVICE_ROWS

@@ -303,3 +303,46 @@ def test_stale_scratch_is_removed_by_the_next_step(http_server, settings, defs):
     assert materialize(defs, GREEN, "2021-06").success
     assert not stale.exists()
     assert list(staging.iterdir()) == []
+
+
+def test_a_304_to_a_request_without_validators_fails_at_once(http_server, settings, defs):
+    http_server.publish("green", "2021-03", 30)
+    path = "/green/green_tripdata_2021-03.csv.gz"
+    http_server.behaviour.status[path] = [304]  # a broken proxy: nothing was asked to match
+    result = materialize(defs, ["raw/green_tripdata"], "2021-03")
+    assert not result.success
+    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert http_server.behaviour.hits[path] == 1
+    assert failure_message(result) == (
+        f"dagster._core.definitions.events.Failure: {http_server.url}{path}: the server "
+        "answered 304 Not Modified to a request without validators (a broken proxy or CDN); "
+        "nothing was downloaded\n"
+    )
+    assert lake_files(settings) == []
+
+
+def test_credentials_in_the_source_url_never_reach_metadata_or_logs(http_server, settings):
+    secret_url = settings.tlc_source_url.replace("http://", "http://reader:pa55word@") + (
+        "?sig=s3cr3t&sv=2022"
+    )
+    signed = dataclasses.replace(settings, tlc_source_url=secret_url)
+    instance = dg.DagsterInstance.ephemeral()
+    http_server.publish("yellow", "2021-04", 20)
+    result = materialize(
+        build_definitions(signed), ["raw/yellow_tripdata"], "2021-04", instance=instance
+    )
+    assert result.success
+    host = http_server.url.removeprefix("http://")
+    assert _meta(result, "raw/yellow_tripdata")["source_url"] == (
+        f"http://<redacted>@{host}/yellow/yellow_tripdata_2021-04.csv.gz?sig=<redacted>&sv=2022"
+    )
+    logged = [str(e) for e in instance.all_logs(result.run_id)]
+    assert any("landed http://<redacted>@" in line for line in logged)
+    assert not [line for line in logged if "pa55word" in line or "s3cr3t" in line]
+    # A failure's text is redacted too.
+    failed = materialize(
+        build_definitions(signed), ["raw/yellow_tripdata"], "2019-01", instance=instance
+    )
+    assert not failed.success
+    message = failure_message(failed)
+    assert "HTTP 404" in message and "pa55word" not in message and "s3cr3t" not in message

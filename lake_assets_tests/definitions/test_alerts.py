@@ -76,7 +76,29 @@ def test_no_webhook_no_alert(http_server, settings, defs, webhook):
     assert webhook.posts == []
 
 
-def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, webhook, any_instance):
+def _stray_dates(http_server, month: str) -> None:
+    """A yellow month whose first 50 of 1000 pickups are in 2088: pickups_in_month (WARN) fails,
+    the run succeeds."""
+    from lake_dev import generator
+
+    src = http_server.publish("yellow", month, 1000)
+    lines = generator.gzip_text(src).split("\n")
+    for i in range(1, 51):
+        fields = lines[i].split(",")
+        fields[1] = "2088" + fields[1][4:]  # pickup, and dropoff with it: still after pickup
+        fields[2] = "2088" + fields[2][4:]
+        lines[i] = ",".join(fields)
+    http_server.put(
+        f"yellow/yellow_tripdata_{month}.csv.gz", generator.gzip_bytes("\n".join(lines))
+    )
+
+
+def test_one_alert_per_failure_warn_checks_by_the_check_sensor(
+    http_server, settings, defs, webhook, any_instance
+):
+    """A failed blocking check fails its run: run_failure_alert posts it, the check sensor does
+    not (one alert per failure). A failed WARN check lets its run succeed: the check sensor
+    posts it, once."""
     from lake_dev import generator
 
     instance = any_instance
@@ -90,35 +112,36 @@ def test_a_failed_blocking_check_posts_an_alert(http_server, settings, defs, web
             )
         )
 
-    # A failure from before the sensor was switched on is history: no alert for it.
-    http_server.put("green/green_tripdata_2020-02.csv.gz", header_only)
-    assert not materialize(defs, trip_selection("green"), "2020-02", instance=instance).success
+    # A warning from before the sensor was switched on is history: no alert for it.
+    _stray_dates(http_server, "2020-01")
+    assert materialize(defs, trip_selection("yellow"), "2020-01", instance=instance).success
     first = tick(None)
     assert first.skip_message == "watching asset check evaluations from now on"
     assert webhook.posts == []
-    # Two failed months and a good one between two ticks: one alert for each failure.
-    for month in ("2020-03", "2020-04"):
-        http_server.put(f"green/green_tripdata_{month}.csv.gz", header_only)
-        assert not materialize(defs, trip_selection("green"), month, instance=instance).success
-    http_server.publish("green", "2020-05", 50)
-    assert materialize(defs, trip_selection("green"), "2020-05", instance=instance).success
+    # A failed blocking check (its run fails), two warned months and a good one.
+    http_server.put("green/green_tripdata_2020-03.csv.gz", header_only)
+    assert not materialize(defs, trip_selection("green"), "2020-03", instance=instance).success
+    for month in ("2020-04", "2020-05"):
+        _stray_dates(http_server, month)
+        assert materialize(defs, trip_selection("yellow"), month, instance=instance).success
+    http_server.publish("green", "2020-06", 50)
+    assert materialize(defs, trip_selection("green"), "2020-06", instance=instance).success
     result = tick(first.cursor)
     assert len(webhook.posts) == 2
-    for post, month in zip(webhook.posts, ("2020-03", "2020-04"), strict=True):
+    for post, month in zip(webhook.posts, ("2020-04", "2020-05"), strict=True):
         fields = {f["title"]: f["value"] for f in post["json"]["attachments"][0]["fields"]}
         assert (fields["asset"], fields["check"], fields["partition"]) == (
-            "lake/green_tripdata",
-            "month_not_empty",
+            "lake/yellow_tripdata",
+            "pickups_in_month",
             month,
         )
-        assert fields["error"] == "the month has no rows"
         assert post["json"]["text"] == (
-            f":warning: lake_assets check failed: lake/green_tripdata month_not_empty for {month}"
+            f":warning: lake_assets check warns: lake/yellow_tripdata pickups_in_month for {month}"
         )
     # The cursor moves past them: the next tick sends nothing again.
     again = tick(result.cursor)
     assert len(webhook.posts) == 2
-    assert again.skip_message == "0 new check execution(s), none failed with ERROR"
+    assert again.skip_message == "0 new check execution(s), none failed with WARN"
 
 
 def test_a_check_still_running_holds_the_cursor_back():

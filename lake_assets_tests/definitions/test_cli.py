@@ -54,7 +54,7 @@ def _wait(proc: subprocess.Popen, log: Path | None = None) -> str:
     return out
 
 
-WAITING = "is locked by another writer; waiting for it"
+WAITING = "is locked by another process (a reader or a writer); waiting up to"
 
 
 def test_parallel_backfill_without_pool_limits_never_hits_a_lock(http_server, settings, tmp_path):

@@ -17,6 +17,7 @@ from google.cloud import bigquery, storage
 
 from lake_assets.definitions import build_definitions
 from lake_assets.resources.build import build_backend
+from lake_assets.resources.gcp import STAGING_TTL
 from lake_assets.schemas import BIGQUERY_TYPES, DUCKDB_TYPES, SERVICES, YELLOW, arrow_schema
 from lake_assets_tests.helpers import MARTS, ZONES, materialize, metadata, trip_selection
 
@@ -220,3 +221,32 @@ def test_demo_summary_reads_bigquery_and_the_bucket(http_server, gcp_settings):
     assert f"lake gs://{gcp_settings.gcs_bucket}/{gcp_settings.gcs_prefix}" in text
     assert "  lake/green_tripdata/green_tripdata_2021-01.parquet  (" in text
     assert "  green       250 trips, revenue " in demo.top_zones(gcp_settings, "2021-01")
+
+
+def test_a_staging_table_expires_from_its_creation(gcp_settings, monkeypatch):
+    """A worker that dies during the load job must not leave a table that never expires: the
+    staging table is created with its expiry before anything fills it. (bqemulator keeps no
+    expiry, so what the client sends at creation is what is asserted.)"""
+    from datetime import datetime, timedelta, timezone
+
+    _, warehouse = build_backend(gcp_settings, resolved=True)
+    created: list = []
+    create = bigquery.Client.create_table
+
+    def recording(self, table, *args, **kwargs):
+        created.append((table.table_id, table.expires))
+        return create(self, table, *args, **kwargs)
+
+    def dies_during_the_load(self, uri, destination, *args, **kwargs):
+        raise KeyboardInterrupt("the worker died during the load")
+
+    monkeypatch.setattr(bigquery.Client, "create_table", recording)
+    monkeypatch.setattr(bigquery.Client, "load_table_from_uri", dies_during_the_load)
+    before = datetime.now(timezone.utc)
+    with pytest.raises(KeyboardInterrupt):
+        warehouse.replace_month(YELLOW, date(2021, 1, 1), "gs://bucket/lake/x.parquet")
+    staging = [(t, e) for t, e in created if t.startswith("_staging_yellow_tripdata_202101_")]
+    assert len(staging) == 1, created
+    after = datetime.now(timezone.utc)
+    ms = timedelta(milliseconds=1)  # the API keeps milliseconds
+    assert before + STAGING_TTL - ms <= staging[0][1] <= after + STAGING_TTL + ms

@@ -8,6 +8,7 @@ import pytest
 
 from lake_assets.convert import csv_to_parquet
 from lake_assets.resources import DuckDBWarehouse, LocalLake
+from lake_assets.resources.local import WarehouseLocked
 from lake_assets.schemas import GREEN
 from lake_assets_tests.helpers import hold_duckdb_lock
 from lake_dev import generator
@@ -96,8 +97,12 @@ def test_lock_wait_gives_up_after_its_timeout(tmp_path, parquet):
     uri = parquet(JAN, 5)
     holder = hold_duckdb_lock(path, seconds=10)
     try:
-        with pytest.raises(duckdb.IOException, match="[Ll]ock"):
+        with pytest.raises(WarehouseLocked) as e:
             DuckDBWarehouse(path=path, lock_timeout_seconds=1).replace_month(GREEN, JAN, uri)
+        text = str(e.value)
+        assert text.startswith(f"{path} stayed locked by another process for 1 s (DUCKDB_LOCK")
+        assert f"(PID {holder.pid})" in text  # DuckDB names the holder
+        assert text.endswith("then run the month again.")
     finally:
         holder.kill()
         holder.wait()

@@ -61,3 +61,49 @@ def test_count_of_a_cut_gzip_stream_fails_naming_the_file(tmp_path):
 def test_count_matches_the_real_cut_sample(samples):
     # 22,792 complete rows + the cut-off line: the parser's written + rejected.
     assert counting.count_data_rows(samples / "yellow_tripdata_2021-01.sample.csv.gz") == 22793
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 22])
+def test_a_newline_inside_a_quoted_field_is_part_of_its_record(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(counting, "COUNT_CHUNK", chunk)
+    text = b'a,b\n1,"two\nlines"\n2,"say ""hi""\nthere"\n3,plain\n'
+    (tmp_path / "q.csv").write_bytes(text)
+    assert counting.count_data_rows(tmp_path / "q.csv") == 3
+
+
+@pytest.mark.parametrize("chunk", [5, 1 << 22])
+def test_a_line_over_the_limit_fails_naming_its_line_and_the_limit(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(counting, "COUNT_CHUNK", chunk)
+    text = b"a,b\n1,2\n3," + b"x" * 41 + b"\n4,5\n"
+    (tmp_path / "long.csv").write_bytes(text)
+    counter = counting.DataRowCounter("raw/long.csv", max_line=40)
+    with pytest.raises(counting.LimitExceeded) as e:
+        for i in range(0, len(text), chunk):
+            counter.feed(text[i : i + chunk])
+    assert str(e.value) == (
+        "raw/long.csv: line 3 is longer than 40 bytes (the limit for one record): not a trip "
+        "file, or a field with an unclosed quote"
+    )
+    assert (e.value.file, e.value.line) == ("raw/long.csv", 3)
+
+
+def test_an_unterminated_line_over_the_limit_fails_before_it_is_all_read(tmp_path):
+    counter = counting.DataRowCounter("raw/zeros.csv", max_line=1000)
+    counter.feed(b"a,b\n")
+    with pytest.raises(counting.LimitExceeded, match=r"^raw/zeros\.csv: line 2 is longer than"):
+        counter.feed(b"0" * 1001)
+
+
+def test_a_decompression_bomb_fails_naming_the_file_and_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(counting, "INFLATION_FLOOR", 1 << 20)
+    bomb = tmp_path / "bomb.csv.gz"
+    bomb.write_bytes(gzip.compress(b"a,b\n" + b"0,0\n" * 2_000_000, 9))
+    compressed = bomb.stat().st_size
+    limit = max(compressed * counting.MAX_INFLATION, 1 << 20)
+    with pytest.raises(counting.LimitExceeded) as e:
+        counting.count_data_rows(bomb, "raw/bomb.csv.gz")
+    assert str(e.value).startswith(
+        f"raw/bomb.csv.gz: inflates to more than {limit:,} bytes (100 times its "
+        f"{compressed:,} compressed bytes, at line "
+    )
+    assert str(e.value).endswith("): a decompression bomb, not a month")

@@ -61,3 +61,36 @@ def test_the_shipped_instance_config_loads_the_launcher_and_monitoring(tmp_path)
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
         assert instance.event_log_storage.supports_global_concurrency_limits
+
+
+@pytest.mark.cli
+def test_the_worker_pid_is_found_in_a_real_runs_events(tmp_path):
+    """The launcher's health check reads the worker's pid from the engine event Dagster writes
+    when the multiprocess executor starts; a Dagster upgrade that rewords it fails here."""
+    from pathlib import Path
+
+    from lake_dev import generator
+
+    home = tmp_path / "home"
+    inst.prepare(home, CONFIG)
+    zones = generator.write_zones(tmp_path / "zones.csv")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "TLC_ZONES_URL": Path(zones).resolve().as_uri(),
+        "LAKE_DIR": str(tmp_path / "lake"),
+        "DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+    }
+    dagster = Path(sys.executable).parent / "dagster"
+    proc = subprocess.Popen(
+        [str(dagster), "asset", "materialize", "-m", "lake_assets.definitions"]
+        + ["--select", "raw/taxi_zones"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.wait(300) == 0
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        found = inst._worker_pid(instance, run.run_id)
+    assert found is not None and found[0] == proc.pid
