@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
 CHUNK_SIZE = 1 << 20
+# The key of open_source's headers that names where the bytes came from after redirects.
+FETCHED_FROM = "X-Lake-Assets-Fetched-From"
 # The overall deadline of a download whose size is known: the per-read timeout plus the time the
 # file takes at this rate. A server slower than this is treated as stuck, not as slow.
 MIN_BYTES_PER_SECOND = 256 * 1024
@@ -76,6 +78,8 @@ class FetchResult:
     not_modified: bool = False
     # What the bytes are, as the lake names it: .csv.gz, .csv or .parquet ("" when not_modified).
     suffix: str = ""
+    # Where the bytes came from: url, or where its redirects led.
+    fetched_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,20 @@ class Probe:
     def version(self) -> str:
         """A token that changes when the published file does."""
         return self.etag or self.last_modified or f"size={self.size}"
+
+
+def unchanged_since(probe: Probe, landed: dict, size_alone: bool = True) -> bool:
+    """Whether the published file is the one landed (landed: its recorded etag, last_modified
+    and bytes), by what the server tells: its ETag, else its Last-Modified and size, else (with
+    size_alone: good enough to decide whether to ask for a run) its size alone."""
+    if not landed:
+        return False
+    if probe.etag:
+        return probe.etag == landed.get("etag")
+    same_size = probe.size is None or probe.size == landed.get("bytes")
+    if probe.last_modified:
+        return probe.last_modified == landed.get("last_modified") and same_size
+    return size_alone and probe.size is not None and same_size
 
 
 class GzipVerifier:
@@ -128,13 +146,76 @@ def _check_status(url: str, resp: requests.Response) -> None:
         raise SourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
 
 
-def _request(method: str, url: str, timeout: float, headers: dict) -> requests.Response:
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+# Where instance credentials are served on every cloud: never a redirect's target.
+_METADATA_ADDRESSES = {"169.254.169.254", "fd00:ec2::254", "100.100.100.200"}
+
+
+def resolve(host: str) -> set[str]:
+    """The addresses host resolves to (tests inject their own resolver here)."""
+    import socket
+
     try:
-        return requests.request(
-            method, url, stream=True, timeout=timeout, headers=headers, allow_redirects=True
-        )
-    except (requests.ConnectionError, requests.Timeout) as e:
-        raise TransientSourceError(f"{url}: {type(e).__name__}: {e}") from e
+        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return set()
+
+
+def _internal(address: str) -> str | None:
+    """What kind of non-public address this is, or None for a public one."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if address in _METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    for kind in ("loopback", "link_local", "private", "reserved", "multicast", "unspecified"):
+        if getattr(ip, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return None
+
+
+def _check_redirect(origin: str, target: str) -> None:
+    """Refuses a redirect to anything but http(s), and from a public host to an internal one
+    (a source must not be able to point the worker at its own network or metadata service)."""
+    scheme = urllib.parse.urlsplit(target).scheme
+    if scheme not in ("http", "https"):
+        raise SourceError(f"{origin}: refused a redirect to a {scheme or 'relative'} URL")
+    origin_addresses = resolve(urllib.parse.urlsplit(origin).hostname or "")
+    if not origin_addresses or any(_internal(a) for a in origin_addresses):
+        return  # an internal source (a mirror on the LAN, a test server) may redirect inside
+    host = urllib.parse.urlsplit(target).hostname or ""
+    for address in sorted(resolve(host)):
+        kind = _internal(address)
+        if kind:
+            raise SourceError(
+                f"{origin}: refused a redirect from a public address to {host} ({address}, {kind})"
+            )
+
+
+def _request(method: str, url: str, timeout: float, headers: dict) -> requests.Response:
+    """The response at url after its redirects (each one checked), not read yet."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            resp = requests.request(
+                method,
+                current,
+                stream=True,
+                timeout=timeout,
+                headers=headers,
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise TransientSourceError(f"{current}: {type(e).__name__}: {e}") from e
+        location = resp.headers.get("Location")
+        if resp.status_code not in _REDIRECTS or not location:
+            return resp
+        resp.close()
+        target = urllib.parse.urljoin(current, location)
+        _check_redirect(url, target)
+        current = target
+    raise SourceError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
 def _socket(resp: requests.Response):
@@ -171,9 +252,10 @@ def _iter_http(
     first_wait = min(timeout, deadline) if deadline else timeout
     resp = _request("GET", url, first_wait, conditions)
     _check_status(url, resp)
+    fetched = {FETCHED_FROM: resp.url} if resp.url and resp.url != url else {}
     if resp.status_code == 304:
         resp.close()
-        return None, dict(resp.headers)
+        return None, {**resp.headers, **fetched}
     if resp.headers.get("Content-Type", "").lower().startswith("text/html"):
         resp.close()
         raise CorruptDownload(
@@ -227,7 +309,7 @@ def _iter_http(
                     f"{url}: body ended after {got} of {expected} bytes (Content-Length)"
                 )
 
-    return chunks(), dict(resp.headers)
+    return chunks(), {**resp.headers, **fetched}
 
 
 def _file_path(url: str, root: str | None) -> str:
@@ -253,12 +335,8 @@ def _file_headers(url: str, root: str | None = None) -> tuple[str, dict[str, str
     }
 
 
-def _iter_file(
-    url: str, conditions: dict, root: str | None
-) -> tuple[Iterator[bytes] | None, dict[str, str]]:
-    path, headers = _file_headers(url, root)
-    if conditions.get("If-Modified-Since") == headers["Last-Modified"]:
-        return None, headers
+def _iter_file(url: str, root: str | None) -> tuple[Iterator[bytes] | None, dict[str, str]]:
+    path, headers = _file_headers(url, root)  # no ETag: callers compare time and size
 
     def chunks() -> Iterator[bytes]:
         with open(path, "rb") as f:
@@ -281,22 +359,20 @@ def open_source(
     url: str,
     timeout: float = 60.0,
     etag: str | None = None,
-    last_modified: str | None = None,
     deadline: float | None = None,
     file_root: str | None = None,
 ) -> tuple[Iterator[bytes] | None, dict[str, str]]:
-    """Chunks of the file at url and the response headers; None for chunks when a conditional
-    request (etag / last_modified of the copy we have) says the file has not changed.
+    """Chunks of the file at url and the response headers (FETCHED_FROM: where the bytes come
+    from after redirects); None for chunks when a conditional request (the ETag of the copy we
+    have) says the file has not changed.
 
     deadline: seconds the whole download may take (None: from the size, deadline_for).
     file_root: a file:// URL's path must lie below this folder."""
-    conditions = {}
-    if etag:
-        conditions["If-None-Match"] = etag
-    if last_modified:
-        conditions["If-Modified-Since"] = last_modified
+    # Only the ETag makes a request conditional: a Last-Modified alone cannot tell a file
+    # replaced with its time kept (cp -p, rsync -a); callers compare it with the size instead.
+    conditions = {"If-None-Match": etag} if etag else {}
     if _scheme(url) == "file":
-        return _iter_file(url, conditions, file_root)
+        return _iter_file(url, file_root)
     return _iter_http(url, timeout, conditions, deadline)
 
 
@@ -329,7 +405,6 @@ def download(
     out: BinaryIO,
     timeout: float = 60.0,
     etag: str | None = None,
-    last_modified: str | None = None,
     deadline: float | None = None,
     file_root: str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
@@ -337,11 +412,12 @@ def download(
     """Copy url into out chunk by chunk; hash it; verify gzip integrity when it is gzip.
     progress(bytes so far, total or None) is called after every chunk.
 
-    With etag / last_modified of the copy already landed, the request is conditional: a 304
+    With the etag of the copy already landed, the request is conditional: a 304
     returns a FetchResult with not_modified=True and writes nothing. Raises before returning if
     anything is wrong, so the caller can discard what was written.
     """
-    chunks, headers = open_source(url, timeout, etag, last_modified, deadline, file_root)
+    chunks, headers = open_source(url, timeout, etag, deadline, file_root)
+    fetched_from = headers.get(FETCHED_FROM, url)
     if chunks is None:
         return FetchResult(
             url=url,
@@ -349,8 +425,9 @@ def download(
             sha256="",
             gzip=False,
             etag=headers.get("ETag") or etag,
-            last_modified=headers.get("Last-Modified") or last_modified,
+            last_modified=headers.get("Last-Modified"),
             not_modified=True,
+            fetched_from=fetched_from,
         )
     sha = hashlib.sha256()
     size = 0
@@ -368,11 +445,11 @@ def download(
                 verifier = GzipVerifier()
             elif block.lstrip()[:1] == b"<":
                 # No CSV or Parquet file starts with "<": an error or login page served as 200.
-                raise CorruptDownload(
-                    f"{url}: the server sent an HTML/XML page, not the file: {block[:60]!r}"
-                )
+                raise CorruptDownload(f"{url}: the server sent an HTML/XML page, not the file")
             elif name.endswith(".gz"):
-                raise CorruptDownload(f"{url}: expected a gzip file, got {block[:40]!r}")
+                raise CorruptDownload(
+                    f"{url}: expected a gzip file, got {_looks_like(block)} (no gzip header)"
+                )
         tail = (tail + block)[-4:]
         if verifier is not None:
             try:
@@ -402,8 +479,20 @@ def download(
         gzip=verifier is not None,
         etag=headers.get("ETag"),
         last_modified=headers.get("Last-Modified"),
+        fetched_from=fetched_from,
         suffix=formats.suffix(formats.GZIP_CSV if verifier is not None else formats.sniff(head)),
     )
+
+
+def _looks_like(block: bytes) -> str:
+    """What bytes look like, named without quoting them (they are the server's, not ours)."""
+    kind = formats.sniff(block)
+    if kind == formats.PARQUET:
+        return "a Parquet file"
+    head = block[:512]
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "plain text"
+    return "binary data"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

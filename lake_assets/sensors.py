@@ -77,19 +77,6 @@ def build_release_sensors(
     ]
 
 
-def source_unchanged(probe: fetch.Probe, landed: dict) -> bool:
-    """Whether the published file is the one landed last, by what the server tells: its ETag,
-    else its Last-Modified and size, else its size alone."""
-    if not landed:
-        return False
-    if probe.etag:
-        return probe.etag == landed.get("etag")
-    same_size = probe.size is None or probe.size == landed.get("bytes")
-    if probe.last_modified:
-        return probe.last_modified == landed.get("last_modified") and same_size
-    return probe.size is not None and same_size
-
-
 def raw_key(service: str) -> dg.AssetKey:
     return dg.AssetKey(identity.trip_key(identity.RAW, service))
 
@@ -117,7 +104,7 @@ def changed_request(
             unchanged.append(
                 f"{service} {key} is not published yet ({redaction.redact_url(url)} answers 404)"
             )
-        elif source_unchanged(probe, history.latest_metadata(instance, raw_key(service), key)):
+        elif fetch.unchanged_since(probe, history.latest_metadata(instance, raw_key(service), key)):
             unchanged.append(f"{service} {key} is unchanged since it was landed ({probe.version})")
         else:
             versions.append(f"{service}={probe.version}")

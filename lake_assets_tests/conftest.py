@@ -50,6 +50,10 @@ class Behaviour:
     faults: dict[str, str] = field(default_factory=dict)
     # How long "hang" stays silent, and "trickle" keeps trickling, at most.
     fault_seconds: float = 30.0
+    # Send an ETag (the file's sha256) and answer If-None-Match with 304, like object stores.
+    etags: bool = False
+    # path -> the Location of a 302 answered instead of the file.
+    redirects: dict[str, str] = field(default_factory=dict)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -69,6 +73,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.behaviour.requests.append((self.command, path, dict(self.headers)))
         if self.behaviour.no_validators:
             del self.headers["If-Modified-Since"]
+        if path in self.behaviour.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.behaviour.redirects[path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        if self.behaviour.etags and self._etag_matches(path):
+            return True
         queue = self.behaviour.status.get(path)
         if queue:
             code = queue.pop(0)
@@ -77,6 +89,28 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             return True
         return False
+
+    def _etag(self, path: str) -> str | None:
+        import hashlib
+
+        file = self.behaviour.root / path.lstrip("/")
+        return f'"{hashlib.sha256(file.read_bytes()).hexdigest()[:16]}"' if file.is_file() else None
+
+    def _etag_matches(self, path: str) -> bool:
+        etag = self._etag(path)
+        if etag is None or self.headers.get("If-None-Match") != etag:
+            return False
+        self.send_response(304)
+        self.send_header("ETag", etag)
+        self.end_headers()
+        return True
+
+    def end_headers(self) -> None:
+        if self.behaviour.etags and self.command in ("GET", "HEAD"):
+            etag = self._etag(self.path.split("?")[0])
+            if etag and not any(b"ETag" in h for h in getattr(self, "_headers_buffer", [])):
+                super().send_header("ETag", etag)
+        super().end_headers()
 
     def _fault(self) -> bool:
         import time

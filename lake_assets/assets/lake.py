@@ -52,6 +52,7 @@ def _failure(e: Exception, month: date | None) -> dg.Failure:
         description += " Set TLC_BAD_ROWS=quarantine to divert bad rows to a rejects file instead."
     if rejection is not None:
         metadata["rejected_candidate_uri"] = rejection.uri
+        description = description.rstrip(".") + "."
         description += (
             f" The candidate was moved aside to {rejection.uri}; the previous good file stays "
             "and the next run rebuilds from it. Once the source is fixed, run the month again "

@@ -75,18 +75,12 @@ def _download(
     url: str,
     shown: str,
     staged: Path,
-    validators: dict,
+    etag: str | None,
 ) -> fetch.FetchResult:
-    """Stream url into staged, conditionally with the validators the source gave last time."""
+    """Stream url into staged, conditionally on the ETag the source gave last time."""
     try:
         with open(staged, "wb") as out:
-            return source.download(
-                url,
-                out,
-                validators.get("etag") or None,
-                validators.get("last_modified") or None,
-                progress=_progress_log(context, shown),
-            )
+            return source.download(url, out, etag, progress=_progress_log(context, shown))
     except OSError as e:
         if e.errno == errno.ENOSPC and not e.filename:
             # A write to an open file does not say which file: name it for the user.
@@ -135,6 +129,47 @@ def _refuse_rejected(lake: LakeStorage, promoted: str, url: str, sha256: str) ->
         )
 
 
+def _obtain(
+    context: dg.AssetExecutionContext,
+    source: TripSource,
+    lake: LakeStorage,
+    url: str,
+    shown: str,
+    previous: dict,
+    landed: str | None,
+    final_path: Callable[[str], str],
+) -> tuple[str, str, fetch.FetchResult | None]:
+    """(why the source is unchanged, or "" when new bytes landed; where the bytes are; the
+    download, if one was made). Asks the source only with the validators it gave for bytes
+    verifiably in the lake: its ETag in a conditional GET, else its Last-Modified and size by a
+    HEAD request (a Last-Modified alone does not tell a file copied with its time kept)."""
+    if landed and not previous.get("etag"):
+        probe = source.probe(url)
+        if probe is not None and fetch.unchanged_since(probe, previous, size_alone=False):
+            return "the source's Last-Modified and size are those of the landed file", landed, None
+    etag = previous.get("etag") if landed else None
+    with lake.staging_dir() as staging:
+        staged = staging / "download"
+        result = _download(context, source, url, shown, staged, etag or None)
+        if result.not_modified:
+            if not etag:
+                raise fetch.SourceError(
+                    f"{shown}: the server answered 304 Not Modified to a request without "
+                    "validators (a broken proxy or CDN); nothing was downloaded"
+                )
+            return "the source answered 304 Not Modified to its ETag", landed, result
+        if landed and result.sha256 == previous.get("sha256"):
+            return "the source's bytes have the sha256 of the landed file", landed, result
+        _refuse_rejected(lake, final_path(result.suffix), shown, result.sha256)
+        candidate = identity.candidate_path(final_path(result.suffix))
+        for suffix in identity.RAW_SUFFIXES:
+            other = identity.candidate_path(final_path(suffix))
+            if other != candidate:
+                lake.delete(other)  # one candidate per month, whatever its format
+        lake.put_file(staged, candidate)
+    return "", candidate, result
+
+
 def _land(
     context: dg.AssetExecutionContext,
     source: TripSource,
@@ -156,30 +191,10 @@ def _land(
     partition = context.partition_key if context.has_partition_key else None
     previous = history.latest_metadata(context.instance, key, partition)
     landed = _verified_landing(lake, previous) if previous.get("source_url") == shown else None
-    # Validators only for bytes verifiably in the lake: a 304 must point at a file that exists.
-    validators = previous if landed else {}
     try:
-        with lake.staging_dir() as staging:
-            staged = staging / "download"
-            result = _download(context, source, url, shown, staged, validators)
-            if result.not_modified:
-                if landed is None:
-                    raise fetch.SourceError(
-                        f"{shown}: the server answered 304 Not Modified to a request without "
-                        "validators (a broken proxy or CDN); nothing was downloaded"
-                    )
-                unchanged = "the source answered 304 Not Modified"
-            elif landed and result.sha256 == previous.get("sha256"):
-                unchanged = "the source's bytes have the sha256 of the landed file"
-            else:
-                unchanged = ""
-                _refuse_rejected(lake, final_path(result.suffix), shown, result.sha256)
-                landed = identity.candidate_path(final_path(result.suffix))
-                for suffix in identity.RAW_SUFFIXES:
-                    other = identity.candidate_path(final_path(suffix))
-                    if other != landed:
-                        lake.delete(other)  # one candidate per month, whatever its format
-                lake.put_file(staged, landed)
+        unchanged, landed, result = _obtain(
+            context, source, lake, url, shown, previous, landed, final_path
+        )
     except dg.Failure:
         raise
     except Exception as e:
@@ -197,6 +212,9 @@ def _land(
             "etag": result.etag or "",
             "last_modified": result.last_modified or "",
         }
+    if result is not None:
+        # Where the bytes came from, after any redirect.
+        facts["fetched_from"] = redaction.redact_url(result.fetched_from or url)
     promoted = identity.promoted_path(landed) if identity.is_candidate(landed) else landed
     return dg.MaterializeResult(
         metadata={

@@ -60,8 +60,8 @@ def read_header(path: str | os.PathLike, name: str) -> list[str]:
     line, newline, _ = head.partition(b"\n")
     if not newline and len(head) > MAX_LINE_BYTES:
         raise LimitExceeded(
-            f"{name}: line 1 (the header) is longer than {MAX_LINE_BYTES:,} bytes (the limit "
-            "for one record): not a trip file",
+            f"{name}: line 1 is longer than {MAX_LINE_BYTES:,} bytes (the limit for one "
+            "record): not a trip file, or a field with an unclosed quote",
             file=name,
             line=1,
         )

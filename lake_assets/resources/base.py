@@ -266,10 +266,9 @@ class TripSource(dg.ConfigurableResource, abc.ABC):
         url: str,
         out: BinaryIO,
         etag: str | None = None,
-        last_modified: str | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> FetchResult:
-        """Stream url into out, conditionally when etag / last_modified are given; progress
+        """Stream url into out, conditionally (If-None-Match) when etag is given; progress
         (bytes so far, total or None) after each chunk. Raises lake_assets.fetch.SourceError
         subclasses."""
 

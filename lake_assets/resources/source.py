@@ -44,7 +44,6 @@ class UrlTemplateSource(TripSource):
         url: str,
         out: BinaryIO,
         etag: str | None = None,
-        last_modified: str | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> fetch.FetchResult:
         return fetch.download(
@@ -52,7 +51,6 @@ class UrlTemplateSource(TripSource):
             out,
             self.timeout_seconds,
             etag,
-            last_modified,
             deadline=self.deadline_seconds,
             file_root=self._root(url),
             progress=progress,

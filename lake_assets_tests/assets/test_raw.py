@@ -96,8 +96,9 @@ def test_an_unchanged_month_materializes_every_layer_without_converting(
     before = parquet.stat()
     second = materialize(defs, trip_selection("yellow"), "2021-05", instance=instance)
     assert second.success
-    method, _, headers = http_server.behaviour.requests[-1]
-    assert method == "GET" and "If-Modified-Since" in headers
+    # No ETag from this server: its Last-Modified and size, asked by HEAD, say unchanged.
+    method, _, _ = http_server.behaviour.requests[-1]
+    assert method == "HEAD"
     assert not _events(second, "STEP_SKIPPED")
     assert {e.asset_key.to_user_string() for e in second.get_asset_materialization_events()} == {
         "raw/yellow_tripdata",
@@ -106,7 +107,7 @@ def test_an_unchanged_month_materializes_every_layer_without_converting(
     }
     raw = _meta(second, "raw/yellow_tripdata")
     promoted = "raw/yellow_tripdata/yellow_tripdata_2021-05.csv.gz"
-    assert raw["unchanged"] == "the source answered 304 Not Modified"
+    assert raw["unchanged"] == "the source's Last-Modified and size are those of the landed file"
     assert (raw["path"], raw["promoted_path"]) == (promoted, promoted)
     assert raw["uri"] == (Path(settings.lake_dir) / promoted).resolve().as_uri()
     assert raw["sha256"] == _meta(first, "raw/yellow_tripdata")["sha256"]
@@ -253,7 +254,7 @@ def test_a_rerun_after_a_lost_warehouse_step_rebuilds_it_from_the_landed_file(
     assert rerun.success
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-02": 3000}
     raw = _meta(rerun, "raw/yellow_tripdata")
-    assert raw["unchanged"] == "the source answered 304 Not Modified"
+    assert raw["unchanged"] == "the source's Last-Modified and size are those of the landed file"
     assert _meta(rerun, "lake/yellow_tripdata")["reused"] is True
     assert _meta(rerun, "warehouse/yellow_tripdata")["raw_sha256"] == raw["sha256"]
 
@@ -346,3 +347,67 @@ def test_credentials_in_the_source_url_never_reach_metadata_or_logs(http_server,
     assert not failed.success
     message = failure_message(failed)
     assert "HTTP 404" in message and "pa55word" not in message and "s3cr3t" not in message
+
+
+def test_an_etag_makes_the_request_conditional(http_server, settings, defs):
+    http_server.behaviour.etags = True
+    instance = dg.DagsterInstance.ephemeral()
+    http_server.publish("green", "2021-04", 40)
+    assert materialize(defs, trip_selection("green"), "2021-04", instance=instance).success
+    again = materialize(defs, trip_selection("green"), "2021-04", instance=instance)
+    assert again.success
+    method, _, headers = http_server.behaviour.requests[-1]
+    assert method == "GET" and "If-None-Match" in headers
+    assert "If-Modified-Since" not in headers
+    assert _meta(again, "raw/green_tripdata")["unchanged"] == (
+        "the source answered 304 Not Modified to its ETag"
+    )
+    assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-04": 40}
+
+
+def test_a_file_replaced_with_its_time_kept_is_landed(http_server, settings, defs):
+    """cp -p, rsync -a: the same Last-Modified, other bytes. The size tells."""
+    instance = dg.DagsterInstance.ephemeral()
+    src = http_server.publish("fhv", "2021-04", 300)
+    assert materialize(defs, trip_selection("fhv"), "2021-04", instance=instance).success
+    kept = src.stat()
+    http_server.publish("fhv", "2021-04", 350)
+    os.utime(src, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    again = materialize(defs, trip_selection("fhv"), "2021-04", instance=instance)
+    assert again.success
+    assert _meta(again, "raw/fhv_tripdata")["unchanged"] == "no: new bytes landed"
+    assert month_counts(settings.duckdb_path, "fhv_tripdata") == {"2021-04": 350}
+
+
+def test_a_redirect_from_a_public_source_into_a_private_address_is_refused(
+    http_server, settings, defs, monkeypatch
+):
+    """The resolver is injected: the test server stands for a public host, and internal.test
+    for a private one. Nothing connects to internal.test: the redirect is refused first."""
+    from lake_assets import fetch
+
+    addresses = {"127.0.0.1": {"93.184.216.34"}, "internal.test": {"10.20.30.40"}}
+    monkeypatch.setattr(fetch, "resolve", lambda host: addresses.get(host, set()))
+    path = "/yellow/yellow_tripdata_2021-04.csv.gz"
+    http_server.behaviour.redirects[path] = "http://internal.test/latest/meta-data"
+    result = materialize(defs, ["raw/yellow_tripdata"], "2021-04")
+    assert not result.success
+    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert (
+        f"{http_server.url}{path}: refused a redirect from a public address to internal.test "
+        "(10.20.30.40, a private address)"
+    ) in failure_message(result)
+    assert lake_files(settings) == []
+
+
+def test_a_redirect_is_followed_and_recorded(http_server, settings, defs):
+    http_server.publish("yellow", "2021-04", 25)
+    path = "/yellow/yellow_tripdata_2021-04.csv.gz"
+    http_server.put("moved/y.csv.gz", http_server.trip_path("yellow", "2021-04"))
+    http_server.behaviour.redirects[path] = "/moved/y.csv.gz"
+    result = materialize(defs, trip_selection("yellow"), "2021-04")
+    assert result.success
+    raw = _meta(result, "raw/yellow_tripdata")
+    assert raw["source_url"] == f"{http_server.url}{path}"
+    assert raw["fetched_from"] == f"{http_server.url}/moved/y.csv.gz"
+    assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-04": 25}

@@ -306,3 +306,19 @@ def test_empty_file(tmp_path):
 def test_invalid_mode():
     with pytest.raises(ValueError, match="bad_rows must be one of"):
         csv_to_parquet("x", "y", YELLOW, JAN21, bad_rows="drop")
+
+
+def test_a_header_without_an_end_fails_after_reading_at_most_the_limit(tmp_path):
+    import gzip as gz
+
+    from lake_assets.convert import MAX_LINE_BYTES, LimitExceeded, read_header
+
+    path = tmp_path / "zeros.csv.gz"
+    path.write_bytes(gz.compress(b"0" * (MAX_LINE_BYTES * 8)))
+    with pytest.raises(LimitExceeded) as e:
+        read_header(path, "raw/zeros.csv.gz")
+    assert str(e.value) == (
+        "raw/zeros.csv.gz: line 1 is longer than 1,048,576 bytes (the limit for one record): "
+        "not a trip file, or a field with an unclosed quote"
+    )
+    assert (e.value.file, e.value.line) == ("raw/zeros.csv.gz", 1)
