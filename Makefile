@@ -138,10 +138,11 @@ demo-gcp: $(STAMP) $(BQEMU_STAMP) instance
 		--bqemu-python '$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		--months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
 
+DEV_PORT ?= 3000
 dev: $(STAMP) instance
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
-	@echo "dagster dev -w workspace.yaml  (the UI on http://127.0.0.1:3000; months $(DEMO_MONTHS))"
-	@$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+	@echo "dagster dev -w workspace.yaml -p $(DEV_PORT)  (the UI on http://127.0.0.1:$(DEV_PORT); months $(DEMO_MONTHS))"
+	@$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml -p $(DEV_PORT)
 
 # The deployment's topology as processes (PostgreSQL, code server, webserver, daemon) on the
 # demo's settings; in the foreground, Ctrl-C stops all. `make deploy-stop` ends a backgrounded one.
