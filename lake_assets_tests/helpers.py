@@ -63,6 +63,17 @@ def metadata(result, key: str) -> dict:
     raise KeyError(key)
 
 
+def steps_with(result, event_type: str) -> set[str]:
+    """The step keys of a result's events of one type (STEP_FAILURE, STEP_UP_FOR_RETRY, ...)."""
+    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
+
+
+def sha256_of(path) -> str:
+    from lake_assets.fetch import file_sha256
+
+    return file_sha256(path)
+
+
 def failure_message(result) -> str:
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failures, "expected a failed step"

@@ -64,7 +64,7 @@ def targets(
     ).records
     found: dict[str, Target] = {}
     for r in records:
-        if r.run_id == context.run_id and r.partition_key not in found:
+        if r.run_id == context.run.run_id and r.partition_key not in found:
             found[r.partition_key] = Target(
                 storage_id=r.storage_id, run_id=r.run_id, timestamp=r.timestamp
             )

@@ -35,7 +35,8 @@ def recorded(context: dg.AssetExecutionContext, key: dg.AssetKey, month: date | 
 
 
 def run_ids(context: dg.AssetExecutionContext) -> steps.RunIds:
-    return steps.RunIds(context.run_id, context.run.root_run_id or context.run_id)
+    run = context.run
+    return steps.RunIds(run.run_id, run.root_run_id or run.run_id)
 
 
 def _failure(e: Exception, month: date | None) -> dg.Failure:

@@ -19,13 +19,11 @@ from lake_assets_tests.helpers import (
     failure_message,
     lake_files,
     materialize,
+    metadata,
     month_counts,
+    steps_with,
     trip_selection,
 )
-
-
-def _events(result, event_type: str) -> set[str]:
-    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
 
 
 def _lake_version(instance: dg.DagsterInstance, service: str, month: str) -> tuple[str, str]:
@@ -37,17 +35,6 @@ def _lake_version(instance: dg.DagsterInstance, service: str, month: str) -> tup
 
 
 GREEN = trip_selection("green")
-
-
-def _steps(result, event_type: str) -> set[str]:
-    return {e.step_key for e in result.all_events if e.event_type_value == event_type}
-
-
-def _meta(result, key: str) -> dict:
-    for e in result.get_asset_materialization_events():
-        if e.asset_key.to_user_string() == key:
-            return {k: v.value for k, v in e.materialization.metadata.items()}
-    raise KeyError(key)
 
 
 def test_truncated_download_keeps_the_landed_file(http_server, settings, defs):
@@ -99,25 +86,25 @@ def test_an_unchanged_month_materializes_every_layer_without_converting(
     # No ETag from this server: its Last-Modified and size, asked by HEAD, say unchanged.
     method, _, _ = http_server.behaviour.requests[-1]
     assert method == "HEAD"
-    assert not _events(second, "STEP_SKIPPED")
+    assert not steps_with(second, "STEP_SKIPPED")
     assert {e.asset_key.to_user_string() for e in second.get_asset_materialization_events()} == {
         "raw/yellow_tripdata",
         "lake/yellow_tripdata",
         "warehouse/yellow_tripdata",
     }
-    raw = _meta(second, "raw/yellow_tripdata")
+    raw = metadata(second, "raw/yellow_tripdata")
     promoted = "raw/yellow_tripdata/yellow_tripdata_2021-05.csv.gz"
     assert raw["unchanged"] == "the source's Last-Modified and size are those of the landed file"
     assert (raw["path"], raw["promoted_path"]) == (promoted, promoted)
     assert raw["uri"] == (Path(settings.lake_dir) / promoted).resolve().as_uri()
-    assert raw["sha256"] == _meta(first, "raw/yellow_tripdata")["sha256"]
+    assert raw["sha256"] == metadata(first, "raw/yellow_tripdata")["sha256"]
     # No conversion: the very same file, and the metadata says it was kept.
     after = parquet.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    lake = _meta(second, "lake/yellow_tripdata")
+    lake = metadata(second, "lake/yellow_tripdata")
     assert lake["reused"] is True
     assert lake["dagster/row_count"] == 500
-    assert lake["sha256"] == _meta(first, "lake/yellow_tripdata")["sha256"]
+    assert lake["sha256"] == metadata(first, "lake/yellow_tripdata")["sha256"]
     assert lake["raw_sha256"] == raw["sha256"]
     assert {c.check_name: c.passed for c in second.get_asset_check_evaluations()} == {
         c.check_name: c.passed for c in first.get_asset_check_evaluations()
@@ -135,9 +122,9 @@ def test_same_bytes_without_validators_are_detected_by_hash(http_server, setting
     second = materialize(defs, trip_selection("green"), "2021-05", instance=instance)
     assert second.success
     assert "If-Modified-Since" not in http_server.behaviour.requests[-1][2]
-    raw = _meta(second, "raw/green_tripdata")
+    raw = metadata(second, "raw/green_tripdata")
     assert raw["unchanged"] == "the source's bytes have the sha256 of the landed file"
-    assert _meta(second, "lake/green_tripdata")["reused"] is True
+    assert metadata(second, "lake/green_tripdata")["reused"] is True
     assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-05": 200}
 
 
@@ -177,9 +164,9 @@ def test_zones_too(http_server, settings, defs):
     assert materialize(defs, zones, instance=instance).success
     second = materialize(defs, zones, instance=instance)
     assert second.success
-    assert not _events(second, "STEP_SKIPPED")
+    assert not steps_with(second, "STEP_SKIPPED")
     assert len(second.get_asset_materialization_events()) == 3
-    assert _meta(second, "lake/taxi_zones")["reused"] is True
+    assert metadata(second, "lake/taxi_zones")["reused"] is True
     # The zone checks ran again on the kept file: none is left without a result.
     assert {(c.check_name, c.passed) for c in second.get_asset_check_evaluations()} == {
         ("schema_matches_contract", True),
@@ -209,7 +196,7 @@ def test_a_landing_in_another_lake_on_the_same_instance_is_not_reused(
     shutil.copyfile(Path(settings.lake_dir) / raw, Path(other.lake_dir) / raw)
     result = materialize(build_definitions(other), ZONES, instance=instance)
     assert result.success
-    assert not _events(result, "STEP_SKIPPED")
+    assert not steps_with(result, "STEP_SKIPPED")
 
     con = duckdb.connect(other.duckdb_path, read_only=True)
     assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
@@ -253,10 +240,10 @@ def test_a_rerun_after_a_lost_warehouse_step_rebuilds_it_from_the_landed_file(
     rerun = materialize(defs, trip_selection("yellow"), "2021-02", instance=instance)
     assert rerun.success
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-02": 3000}
-    raw = _meta(rerun, "raw/yellow_tripdata")
+    raw = metadata(rerun, "raw/yellow_tripdata")
     assert raw["unchanged"] == "the source's Last-Modified and size are those of the landed file"
-    assert _meta(rerun, "lake/yellow_tripdata")["reused"] is True
-    assert _meta(rerun, "warehouse/yellow_tripdata")["raw_sha256"] == raw["sha256"]
+    assert metadata(rerun, "lake/yellow_tripdata")["reused"] is True
+    assert metadata(rerun, "warehouse/yellow_tripdata")["raw_sha256"] == raw["sha256"]
 
 
 def test_a_lake_folder_that_cannot_exist_fails_at_once(http_server, settings, tmp_path):
@@ -266,7 +253,7 @@ def test_a_lake_folder_that_cannot_exist_fails_at_once(http_server, settings, tm
     http_server.publish("green", "2021-01", 10)
     result = materialize(build_definitions(broken), ["raw/green_tripdata"], "2021-01")
     assert not result.success
-    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert not steps_with(result, "STEP_UP_FOR_RETRY")
     assert "NotADirectoryError" in failure_message(result)
 
 
@@ -275,7 +262,7 @@ def test_transient_then_success_converges_with_exact_counts(http_server, setting
     http_server.behaviour.status["/green/green_tripdata_2021-02.csv.gz"] = [503]
     result = materialize(defs, GREEN, "2021-02")
     assert result.success
-    assert "raw__green_tripdata" in _steps(result, "STEP_UP_FOR_RETRY")
+    assert "raw__green_tripdata" in steps_with(result, "STEP_UP_FOR_RETRY")
     assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-02": 77}
 
 
@@ -285,7 +272,7 @@ def test_an_html_page_fails_at_once_and_keeps_the_month(http_server, settings, d
     http_server.behaviour.faults["/green/green_tripdata_2021-05.csv.gz"] = "html"
     result = materialize(defs, GREEN, "2021-05")
     assert not result.success
-    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert not steps_with(result, "STEP_UP_FOR_RETRY")
     assert "with an HTML page (Content-Type text/html)" in failure_message(result)
     assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-05": 60}
 
@@ -312,7 +299,7 @@ def test_a_304_to_a_request_without_validators_fails_at_once(http_server, settin
     http_server.behaviour.status[path] = [304]  # a broken proxy: nothing was asked to match
     result = materialize(defs, ["raw/green_tripdata"], "2021-03")
     assert not result.success
-    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert not steps_with(result, "STEP_UP_FOR_RETRY")
     assert http_server.behaviour.hits[path] == 1
     assert failure_message(result) == (
         f"dagster._core.definitions.events.Failure: {http_server.url}{path}: the server "
@@ -334,7 +321,7 @@ def test_credentials_in_the_source_url_never_reach_metadata_or_logs(http_server,
     )
     assert result.success
     host = http_server.url.removeprefix("http://")
-    assert _meta(result, "raw/yellow_tripdata")["source_url"] == (
+    assert metadata(result, "raw/yellow_tripdata")["source_url"] == (
         f"http://<redacted>@{host}/yellow/yellow_tripdata_2021-04.csv.gz?sig=<redacted>&sv=2022"
     )
     logged = [str(e) for e in instance.all_logs(result.run_id)]
@@ -359,7 +346,7 @@ def test_an_etag_makes_the_request_conditional(http_server, settings, defs):
     method, _, headers = http_server.behaviour.requests[-1]
     assert method == "GET" and "If-None-Match" in headers
     assert "If-Modified-Since" not in headers
-    assert _meta(again, "raw/green_tripdata")["unchanged"] == (
+    assert metadata(again, "raw/green_tripdata")["unchanged"] == (
         "the source answered 304 Not Modified to its ETag"
     )
     assert month_counts(settings.duckdb_path, "green_tripdata") == {"2021-04": 40}
@@ -375,7 +362,7 @@ def test_a_file_replaced_with_its_time_kept_is_landed(http_server, settings, def
     os.utime(src, ns=(kept.st_atime_ns, kept.st_mtime_ns))
     again = materialize(defs, trip_selection("fhv"), "2021-04", instance=instance)
     assert again.success
-    assert _meta(again, "raw/fhv_tripdata")["unchanged"] == "no: new bytes landed"
+    assert metadata(again, "raw/fhv_tripdata")["unchanged"] == "no: new bytes landed"
     assert month_counts(settings.duckdb_path, "fhv_tripdata") == {"2021-04": 350}
 
 
@@ -392,7 +379,7 @@ def test_a_redirect_from_a_public_source_into_a_private_address_is_refused(
     http_server.behaviour.redirects[path] = "http://internal.test/latest/meta-data"
     result = materialize(defs, ["raw/yellow_tripdata"], "2021-04")
     assert not result.success
-    assert not _steps(result, "STEP_UP_FOR_RETRY")
+    assert not steps_with(result, "STEP_UP_FOR_RETRY")
     assert (
         f"{http_server.url}{path}: refused a redirect from a public address to internal.test "
         "(10.20.30.40, a private address)"
@@ -407,7 +394,7 @@ def test_a_redirect_is_followed_and_recorded(http_server, settings, defs):
     http_server.behaviour.redirects[path] = "/moved/y.csv.gz"
     result = materialize(defs, trip_selection("yellow"), "2021-04")
     assert result.success
-    raw = _meta(result, "raw/yellow_tripdata")
+    raw = metadata(result, "raw/yellow_tripdata")
     assert raw["source_url"] == f"{http_server.url}{path}"
     assert raw["fetched_from"] == f"{http_server.url}/moved/y.csv.gz"
     assert month_counts(settings.duckdb_path, "yellow_tripdata") == {"2021-04": 25}

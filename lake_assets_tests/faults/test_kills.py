@@ -4,7 +4,6 @@ with exact counts, and nothing of the killed run behind."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import time
 
@@ -12,15 +11,11 @@ import dagster as dg
 import pytest
 
 from lake_assets_tests.faults.conftest import BIN, kill_group, wait_for
-from lake_assets_tests.helpers import trip_selection
+from lake_assets_tests.helpers import sha256_of, trip_selection
 
 pytestmark = pytest.mark.faults
 
 YELLOW = trip_selection("yellow")
-
-
-def _sha(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _land_good(stack, month: str, rows: int) -> str:
@@ -28,13 +23,13 @@ def _land_good(stack, month: str, rows: int) -> str:
     code, out = stack.run(YELLOW, month)
     assert code == 0, out[-3000:]
     assert stack.warehouse_rows("yellow_tripdata", month) == rows
-    return _sha(stack.raw_file("yellow", month))
+    return sha256_of(stack.raw_file("yellow", month))
 
 
 def _assert_previous_good(stack, month: str, rows: int, raw_sha: str) -> None:
     assert stack.warehouse_rows("yellow_tripdata", month) == rows
     assert stack.lake_rows("yellow", month) == rows
-    assert _sha(stack.raw_file("yellow", month)) == raw_sha
+    assert sha256_of(stack.raw_file("yellow", month)) == raw_sha
 
 
 def _assert_converged(stack, month: str, rows: int, source) -> None:
@@ -42,7 +37,7 @@ def _assert_converged(stack, month: str, rows: int, source) -> None:
     assert code == 0, out[-3000:]
     assert stack.warehouse_rows("yellow_tripdata", month) == rows
     assert stack.lake_rows("yellow", month) == rows
-    assert _sha(stack.raw_file("yellow", month)) == _sha(source)
+    assert sha256_of(stack.raw_file("yellow", month)) == sha256_of(source)
     assert stack.scratch() == [], "the killed run's scratch is still there"
 
 
@@ -129,7 +124,6 @@ def test_kill_during_the_warehouse_load_frees_the_pool_and_converges(stack, big_
     wait_for(lambda: not _pool_claims(stack.home), 120, "the warehouse slot to be freed")
     freed_after = time.monotonic() - killed_at
     print(f"killed run failed and its slot freed {freed_after:.1f} s after kill -9")
-    assert freed_after < 120
     with dg.DagsterInstance.from_config(str(stack.home)) as instance:
         failure = [
             e
@@ -138,4 +132,4 @@ def test_kill_during_the_warehouse_load_frees_the_pool_and_converges(stack, big_
         ]
     assert failure and "is gone: it was killed or crashed" in failure[0].dagster_event.message
     _assert_converged(stack, "2021-03", 1_000_000, source)
-    assert _sha(stack.raw_file("yellow", "2021-03")) != good
+    assert sha256_of(stack.raw_file("yellow", "2021-03")) != good
