@@ -10,8 +10,9 @@ from lake_assets.alerts import alert_sensors
 from lake_assets.assets.lake import build_lake_assets
 from lake_assets.assets.marts import build_mart_assets
 from lake_assets.assets.raw import build_raw_assets
-from lake_assets.assets.warehouse import build_warehouse_assets
+from lake_assets.assets.warehouse import WAREHOUSE_POOL, build_warehouse_assets
 from lake_assets.automation import automation_sensor
+from lake_assets.instance import free_dead_runs_slots
 from lake_assets.jobs import build_jobs
 from lake_assets.partitions import build_monthly_partitions
 from lake_assets.resources.build import build_resources
@@ -42,6 +43,24 @@ def _kinds_for(settings: Settings, asset: dg.AssetsDefinition) -> dg.AssetsDefin
     return asset.map_asset_specs(cloud)
 
 
+def _multiprocess_freeing_dead_slots(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """Dagster's multiprocess executor, after freeing the warehouse slots of runs whose worker
+    is gone: without a daemon (the CLI) nothing else would, and the run would wait forever."""
+    log = dg.get_dagster_logger()
+    for line in free_dead_runs_slots(init_context.instance, WAREHOUSE_POOL):
+        log.warning(line)
+    return dg.multiprocess_executor.executor_creation_fn(init_context)
+
+
+MULTIPROCESS = dg.ExecutorDefinition(
+    name="multiprocess",
+    config_schema=dg.multiprocess_executor.config_schema,
+    requirements=dg.multiprocess_executor.get_requirements,
+    executor_creation_fn=_multiprocess_freeing_dead_slots,
+    description=dg.multiprocess_executor.description,
+)
+
+
 def step_executor() -> dg.ExecutorDefinition:
     """Steps run in subprocesses forked from a server that has already imported this code
     location, instead of each starting Python and loading it again (about a second per step).
@@ -49,8 +68,8 @@ def step_executor() -> dg.ExecutorDefinition:
     import multiprocessing
 
     if "forkserver" in multiprocessing.get_all_start_methods():
-        return dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
-    return dg.multiprocess_executor
+        return MULTIPROCESS.configured({"start_method": {"forkserver": {}}})
+    return MULTIPROCESS
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

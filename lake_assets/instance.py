@@ -120,6 +120,36 @@ class LocalRunLauncher(DefaultRunLauncher):
         )
 
 
+def free_dead_runs_slots(instance: dg.DagsterInstance, pool: str) -> list[str]:
+    """What run monitoring does, for a run started without a daemon (the CLI): runs holding a
+    slot of pool whose worker process on this machine is gone are failed and their slots
+    freed, so the next run does not wait for them forever. One line per run freed.
+
+    Only where runs are processes of this machine (the default launcher and ours): a run in a
+    container has a pid of another namespace, and its launcher has health checks of its own."""
+    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return []
+    said = []
+    for run_id in sorted(
+        {s.run_id for s in instance.event_log_storage.get_concurrency_info(pool).claimed_slots}
+    ):
+        run = instance.get_run_by_id(run_id)
+        worker = _worker_pid(instance, run_id)
+        if run is None or worker is None or process_alive(*worker):
+            continue
+        pid = worker[0]
+        if not run.is_finished:
+            instance.report_run_failed(
+                run, f"the run worker process (pid {pid}) is gone: it was killed or crashed"
+            )
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        said.append(
+            f"run {run_id} held a slot of pool {pool} but its worker (pid {pid}) is gone: "
+            "marked failed and its slot freed, as run monitoring would"
+        )
+    return said
+
+
 class InstanceError(RuntimeError):
     pass
 

@@ -300,6 +300,9 @@ def _convert_raw(
 ) -> LakeFile:
     """Convert raw_path and publish the lake file; a refused candidate is moved aside."""
     started = time.monotonic()
+    # The lake file as this run first saw it: the publish below succeeds only if it is still
+    # that, so a run finishing later never overwrites a concurrent run's newer file.
+    seen = lake.version(out_path)
     name = lake.uri(raw_path)
     bad_rows = policy.bad_rows if rejects_path else "fail"
     rejects_uri = None
@@ -342,7 +345,7 @@ def _convert_raw(
                 rejects_uri = lake.uri(rejects_path)
             else:
                 lake.delete(rejects_path)  # a stale rejects file would describe an older load
-        lake.put_file(staged, out_path)
+        lake.put_file(staged, out_path, seen)
     return LakeFile(
         result=result,
         outcomes=outcomes,

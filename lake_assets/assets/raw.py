@@ -143,6 +143,8 @@ def _obtain(
     download, if one was made). Asks the source only with the validators it gave for bytes
     verifiably in the lake: its ETag in a conditional GET, else its Last-Modified and size by a
     HEAD request (a Last-Modified alone does not tell a file copied with its time kept)."""
+    # Each possible candidate as this run first saw it (its publish is conditional on that).
+    seen = {s: lake.version(identity.candidate_path(final_path(s))) for s in identity.RAW_SUFFIXES}
     if landed and not previous.get("etag"):
         probe = source.probe(url)
         if probe is not None and fetch.unchanged_since(probe, previous, size_alone=False):
@@ -166,7 +168,7 @@ def _obtain(
             other = identity.candidate_path(final_path(suffix))
             if other != candidate:
                 lake.delete(other)  # one candidate per month, whatever its format
-        lake.put_file(staged, candidate)
+        lake.put_file(staged, candidate, seen[result.suffix])
     return "", candidate, result
 
 

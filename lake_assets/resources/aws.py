@@ -17,8 +17,10 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from lake_assets.resources.base import (
+    UNLOOKED,
     ObjectStoreLake,
     ParquetFooter,
+    Unlooked,
     content_type,
     footer_from_tail,
 )
@@ -64,18 +66,22 @@ class S3Lake(ObjectStoreLake):
                 return None
             raise
 
-    def _unchanged_since(self, key: str) -> dict[str, str]:
+    def version(self, path: str) -> str | None:
+        current = self._head(self.key(path))
+        return current["ETag"] if current else None
+
+    def _unchanged_since(self, path: str, seen: str | None | Unlooked = UNLOOKED) -> dict:
         """The write's condition: the object this run saw is still there, or still none is.
         A concurrent writer's object is then refused (412), never silently overwritten."""
-        current = self._head(key)
-        return {"IfMatch": current["ETag"]} if current else {"IfNoneMatch": "*"}
+        expected = self.expected(path, seen)
+        return {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
 
     def _conflict(self, path: str, e: ClientError) -> Exception:
         return self.conflict(path) if _code(e) in _PRECONDITION else e
 
-    def put_file(self, local_file: Path, path: str) -> None:
+    def put_file(self, local_file: Path, path: str, seen: str | None | Unlooked = UNLOOKED) -> None:
         key = self.key(path)
-        condition = self._unchanged_since(key)
+        condition = self._unchanged_since(path, seen)
         size = local_file.stat().st_size
         try:
             if size <= PART_SIZE:
@@ -163,7 +169,7 @@ class S3Lake(ObjectStoreLake):
                     Key=self.key(dst),
                     CopySource=copy_source,
                     CopySourceIfMatch=source["ETag"],
-                    **self._unchanged_since(self.key(dst)),
+                    **self._unchanged_since(dst),
                 )
             else:
                 # A managed multipart copy, committed by its last request like an upload.

@@ -23,8 +23,10 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettin
 from pydantic import PrivateAttr
 
 from lake_assets.resources.base import (
+    UNLOOKED,
     ObjectStoreLake,
     ParquetFooter,
+    Unlooked,
     content_type,
     footer_from_tail,
 )
@@ -77,17 +79,22 @@ class AzureBlobLake(ObjectStoreLake):
     def uri(self, path: str) -> str:
         return self._blob(path).url
 
-    def _unchanged_since(self, blob) -> dict[str, Any]:
-        """The write's condition: the blob this run saw is still there, or still none is."""
+    def version(self, path: str) -> str | None:
         try:
-            etag = blob.get_blob_properties().etag
+            return self._blob(path).get_blob_properties().etag
         except ResourceNotFoundError:
+            return None
+
+    def _unchanged_since(self, path: str, seen: str | None | Unlooked = UNLOOKED) -> dict[str, Any]:
+        """The write's condition: the blob this run saw is still there, or still none is."""
+        etag = self.expected(path, seen)
+        if etag is None:
             return {"match_condition": MatchConditions.IfMissing}  # If-None-Match: *
         return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
-    def put_file(self, local_file: Path, path: str) -> None:
+    def put_file(self, local_file: Path, path: str, seen: str | None | Unlooked = UNLOOKED) -> None:
         blob = self._blob(path)
-        condition = self._unchanged_since(blob)
+        condition = self._unchanged_since(path, seen)
         try:
             with open(local_file, "rb") as f:
                 blob.upload_blob(
@@ -126,7 +133,7 @@ class AzureBlobLake(ObjectStoreLake):
                 source.url,
                 source_etag=source_etag,
                 source_match_condition=MatchConditions.IfNotModified,
-                **self._unchanged_since(target),
+                **self._unchanged_since(dst),
             )
         except (ResourceModifiedError, ResourceExistsError) as e:
             raise self.conflict(dst) from e

@@ -65,6 +65,17 @@ def content_type(key: str) -> str:
     return "application/octet-stream"
 
 
+class LakeConflict(RuntimeError):
+    """Another run replaced a file since this one looked: nothing of this run was published."""
+
+
+class Unlooked:
+    """put_file's seen when the caller did not look first."""
+
+
+UNLOOKED = Unlooked()
+
+
 class LakeStorage(dg.ConfigurableResource, abc.ABC):
     """Files by path relative to the lake root. Every write is all-or-nothing."""
 
@@ -79,8 +90,24 @@ class LakeStorage(dg.ConfigurableResource, abc.ABC):
         """A binary file that becomes path only if the block exits cleanly."""
 
     @abc.abstractmethod
-    def put_file(self, local_file: Path, path: str) -> None:
-        """Publish a finished local file at path atomically (the local file may be moved)."""
+    def put_file(self, local_file: Path, path: str, seen: str | None | Unlooked = UNLOOKED) -> None:
+        """Publish a finished local file at path atomically (the local file may be moved).
+
+        seen: what version(path) said when the run first looked (None: no file). The write
+        then happens only if path is still that; otherwise it raises the conflict error and
+        publishes nothing, so a run that finishes later never overwrites a concurrent run's
+        file. Without seen, the condition is taken when the write starts."""
+
+    def conflict(self, path: str) -> LakeConflict:
+        """A conditional write refused: another run replaced the object since this one looked."""
+        return LakeConflict(
+            f"{self.uri(path)} changed while this run was replacing it (another run wrote it); "
+            "nothing of this run was published, retry the partition"
+        )
+
+    @abc.abstractmethod
+    def version(self, path: str) -> str | None:
+        """A token of path as it is now (None: no such file), for put_file's seen."""
 
     @abc.abstractmethod
     @contextmanager
@@ -155,15 +182,12 @@ class ObjectStoreLake(LakeStorage):
         with scratch.scratch_dir(root) as d:
             yield d
 
+    def expected(self, path: str, seen: str | None | Unlooked) -> str | None:
+        """The version a write of path must find: what the run saw, else what is there now."""
+        return self.version(path) if isinstance(seen, Unlooked) else seen
+
     def missing(self, path: str) -> FileNotFoundError:
         return FileNotFoundError(f"{self.uri(path)} is not in the lake; materialize it first")
-
-    def conflict(self, path: str) -> RuntimeError:
-        """A conditional write refused: another run replaced the object since this one looked."""
-        return RuntimeError(
-            f"{self.uri(path)} changed while this run was replacing it (another run wrote it); "
-            "nothing of this run was published, retry the partition"
-        )
 
 
 @dataclass(frozen=True)

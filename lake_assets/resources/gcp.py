@@ -22,11 +22,13 @@ from pydantic import PrivateAttr
 
 from lake_assets import sql_dialect
 from lake_assets.resources.base import (
+    UNLOOKED,
     LoadResult,
     ObjectStoreLake,
     ParquetFooter,
     SliceCheck,
     SliceMismatch,
+    Unlooked,
     Warehouse,
     content_type,
 )
@@ -73,18 +75,21 @@ class GCSLake(ObjectStoreLake):
     def uri(self, path: str) -> str:
         return f"gs://{self.bucket}/{self.key(path)}"
 
-    def put_file(self, local_file: Path, path: str) -> None:
-        bucket = self._bucket()
+    def version(self, path: str) -> str | None:
+        current = self._bucket().get_blob(self.key(path))
+        return str(current.generation) if current else None
+
+    def put_file(self, local_file: Path, path: str, seen: str | None | Unlooked = UNLOOKED) -> None:
         key = self.key(path)
-        current = bucket.get_blob(key)
-        blob = bucket.blob(key, chunk_size=UPLOAD_CHUNK)
+        expected = self.expected(path, seen)
+        blob = self._bucket().blob(key, chunk_size=UPLOAD_CHUNK)
         try:
             # The generation precondition makes the replacement conditional on the object this
             # run saw: a concurrent writer's object is never silently overwritten.
             blob.upload_from_filename(
                 str(local_file),
                 content_type=content_type(key),
-                if_generation_match=current.generation if current else 0,
+                if_generation_match=int(expected) if expected else 0,
                 checksum="crc32c",
             )
         except gexc.PreconditionFailed as e:

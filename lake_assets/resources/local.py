@@ -18,14 +18,21 @@ import duckdb
 
 from lake_assets import scratch
 from lake_assets.resources.base import (
+    UNLOOKED,
     LakeStorage,
     LoadResult,
     ParquetFooter,
     SliceCheck,
     SliceMismatch,
+    Unlooked,
     Warehouse,
 )
 from lake_assets.schemas import TableContract, duckdb_ddl
+
+try:
+    import fcntl
+except ImportError:  # Windows: renames are still atomic, the check and rename are not one
+    fcntl = None
 
 STAGING = ".staging"
 
@@ -59,9 +66,37 @@ class LocalLake(LakeStorage):
                 os.fsync(f.fileno())
             self.put_file(tmp, path)
 
-    def put_file(self, local_file: Path, path: str) -> None:
+    def version(self, path: str) -> str | None:
+        try:
+            st = self._path(path).stat()
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    @contextmanager
+    def _publish_lock(self, folder: Path) -> Iterator[None]:
+        """Held on the target's folder while a write checks the target and renames onto it:
+        between processes on this machine the check and its rename happen as one (there is
+        no conditional rename); no lock file is left in the lake."""
+        if fcntl is None:
+            yield
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def put_file(self, local_file: Path, path: str, seen: str | None | Unlooked = UNLOOKED) -> None:
         final = self._path(path)
         final.parent.mkdir(parents=True, exist_ok=True)
+        with self._publish_lock(final.parent):
+            if not isinstance(seen, Unlooked) and self.version(path) != seen:
+                raise self.conflict(path)
+            self._rename_into(local_file, final)
+
+    def _rename_into(self, local_file: Path, final: Path) -> None:
         try:
             os.replace(local_file, final)
         except OSError:

@@ -130,3 +130,28 @@ def test_a_local_copy_is_a_readable_file_with_the_bytes(lake: LakeStorage, tmp_p
     lake.put_file(table, "lake/green_tripdata/ten.parquet")
     with lake.local_copy("lake/green_tripdata/ten.parquet") as local:
         assert pq.read_table(io.BytesIO(local.read_bytes())).num_rows == 10
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["creating", "replacing"])
+def test_of_two_overlapping_runs_the_later_publish_is_refused(lake: LakeStorage, tmp_path, exists):
+    """Both runs look at the object when they start; run B publishes first; run A, finishing
+    later, must not overwrite B's object: it is refused, and B's bytes stay."""
+    if exists:
+        with lake.open_write(RAW) as f:
+            f.write(b"what both runs saw")
+    seen_by_a = lake.version(RAW)
+    seen_by_b = lake.version(RAW)
+    assert seen_by_a == seen_by_b and (seen_by_a is None) is not exists
+    b_file, a_file = tmp_path / "b", tmp_path / "a"
+    b_file.write_bytes(b"run B's month")
+    a_file.write_bytes(b"run A's month, later")
+    lake.put_file(b_file, RAW, seen_by_b)
+    assert lake.version(RAW) != seen_by_a
+    with pytest.raises(RuntimeError, match="changed while this run was replacing it"):
+        lake.put_file(a_file, RAW, seen_by_a)
+    with lake.local_copy(RAW) as local:
+        assert local.read_bytes() == b"run B's month"
+    # A run that saw B's object replaces it.
+    lake.put_file(a_file, RAW, lake.version(RAW))
+    with lake.local_copy(RAW) as local:
+        assert local.read_bytes() == b"run A's month, later"

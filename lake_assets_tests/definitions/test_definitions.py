@@ -232,7 +232,9 @@ def test_every_job_forks_its_steps_from_a_forkserver_where_there_is_one(monkeypa
         assert config["start_method"] == {"forkserver": {}}, job.name
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     for job in build_definitions(Settings()).resolve_all_job_defs():
-        assert job.executor_def is dg.multiprocess_executor, job.name  # spawn, its default
+        # Not configured: the multiprocess executor's own schema, whose default is spawn.
+        assert job.executor_def.name == "multiprocess", job.name
+        assert job.executor_def.config_schema is dg.multiprocess_executor.config_schema
 
 
 def test_partitioned_assets_declare_their_checks():

@@ -133,3 +133,26 @@ def test_kill_during_the_warehouse_load_frees_the_pool_and_converges(stack, big_
     assert failure and "is gone: it was killed or crashed" in failure[0].dagster_event.message
     _assert_converged(stack, "2021-03", 1_000_000, source)
     assert sha256_of(stack.raw_file("yellow", "2021-03")) != good
+
+
+def test_without_a_daemon_the_next_cli_run_frees_a_killed_runs_slot(stack, big_month):
+    """No daemon, so no run monitoring: the next CLI run frees the warehouse slot the killed
+    run held (its worker is gone) instead of waiting for it forever, and says so."""
+    _land_good(stack, "2021-03", 100)
+    source = stack.publish("yellow", "2021-03", 0, big_month)
+    proc = stack.start(YELLOW, "2021-03", "killed.log")
+    wait_for(
+        lambda: 'Started execution of step "warehouse__yellow_tripdata"' in stack.log("killed.log"),
+        300,
+        "the warehouse step",
+    )
+    kill_group(proc)
+    (claim,) = _pool_claims(stack.home)
+    assert _run_status(stack.home, claim.run_id) == dg.DagsterRunStatus.STARTED
+    code, out = stack.run(YELLOW, "2021-03")
+    assert code == 0, out[-3000:]
+    assert f"run {claim.run_id} held a slot of pool warehouse but its worker (pid " in out
+    assert _run_status(stack.home, claim.run_id) == dg.DagsterRunStatus.FAILURE
+    assert _pool_claims(stack.home) == []
+    assert stack.warehouse_rows("yellow_tripdata", "2021-03") == 1_000_000
+    assert sha256_of(stack.raw_file("yellow", "2021-03")) == sha256_of(source)
