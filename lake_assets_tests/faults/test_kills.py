@@ -75,6 +75,21 @@ def test_kill_during_the_conversion(stack, big_month):
     _assert_converged(stack, "2021-03", 1_000_000, source)
 
 
+def _kill_in_the_warehouse_step(stack, big_month):
+    """A big 2021-03 published and a CLI run of it killed (-9) once its warehouse step started;
+    the published file."""
+    source = stack.publish("yellow", "2021-03", 0, big_month)
+    proc = stack.start(YELLOW, "2021-03", "killed.log")
+    wait_for(
+        lambda: 'Started execution of step "warehouse__yellow_tripdata"' in stack.log("killed.log"),
+        300,
+        "the warehouse step",
+    )
+    time.sleep(0.3)
+    kill_group(proc)
+    return source
+
+
 def _pool_claims(home) -> list:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         return list(instance.event_log_storage.get_concurrency_info("warehouse").claimed_slots)
@@ -100,15 +115,7 @@ def test_kill_during_the_warehouse_load_frees_the_pool_and_converges(stack, big_
     )
     daemon_log.close()
     stack.procs.append(daemon)
-    source = stack.publish("yellow", "2021-03", 0, big_month)
-    proc = stack.start(YELLOW, "2021-03", "killed.log")
-    wait_for(
-        lambda: 'Started execution of step "warehouse__yellow_tripdata"' in stack.log("killed.log"),
-        300,
-        "the warehouse step",
-    )
-    time.sleep(0.3)
-    kill_group(proc)
+    source = _kill_in_the_warehouse_step(stack, big_month)
     # The month is the old one or the new one, never torn (DuckDB recovers its WAL).
     assert stack.warehouse_rows("yellow_tripdata", "2021-03") in (100, 1_000_000)
     claims = _pool_claims(stack.home)
@@ -139,14 +146,7 @@ def test_without_a_daemon_the_next_cli_run_frees_a_killed_runs_slot(stack, big_m
     """No daemon, so no run monitoring: the next CLI run frees the warehouse slot the killed
     run held (its worker is gone) instead of waiting for it forever, and says so."""
     _land_good(stack, "2021-03", 100)
-    source = stack.publish("yellow", "2021-03", 0, big_month)
-    proc = stack.start(YELLOW, "2021-03", "killed.log")
-    wait_for(
-        lambda: 'Started execution of step "warehouse__yellow_tripdata"' in stack.log("killed.log"),
-        300,
-        "the warehouse step",
-    )
-    kill_group(proc)
+    source = _kill_in_the_warehouse_step(stack, big_month)
     (claim,) = _pool_claims(stack.home)
     assert _run_status(stack.home, claim.run_id) == dg.DagsterRunStatus.STARTED
     code, out = stack.run(YELLOW, "2021-03")
