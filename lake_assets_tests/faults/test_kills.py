@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from lake_assets_tests.faults.conftest import BIN, kill_group, wait_for
-from lake_assets_tests.helpers import sha256_of, trip_selection
+from lake_assets_tests.helpers import hold_duckdb_lock, sha256_of, trip_selection
 
 pytestmark = pytest.mark.faults
 
@@ -76,17 +76,25 @@ def test_kill_during_the_conversion(stack, big_month):
 
 
 def _kill_in_the_warehouse_step(stack, big_month):
-    """A big 2021-03 published and a CLI run of it killed (-9) once its warehouse step started;
-    the published file."""
+    """A big 2021-03 published and a CLI run of it killed (-9) in its warehouse step, while it
+    holds the warehouse slot and waits for the DuckDB file another process (a reader, say)
+    holds: a kill at a known point, so what each layer holds afterwards is known exactly. The
+    published file."""
     source = stack.publish("yellow", "2021-03", 0, big_month)
-    proc = stack.start(YELLOW, "2021-03", "killed.log")
-    wait_for(
-        lambda: 'Started execution of step "warehouse__yellow_tripdata"' in stack.log("killed.log"),
-        300,
-        "the warehouse step",
-    )
-    time.sleep(0.3)
-    kill_group(proc)
+    reader = hold_duckdb_lock(str(stack.duckdb_path), 600)
+    try:
+        proc = stack.start(YELLOW, "2021-03", "killed.log")
+        wait_for(
+            lambda: (
+                "is locked by another process (a reader or a writer)" in stack.log("killed.log")
+            ),
+            300,
+            "the warehouse step waiting for the DuckDB file",
+        )
+        kill_group(proc)
+    finally:
+        reader.kill()
+        reader.wait()
     return source
 
 
@@ -101,7 +109,7 @@ def _run_status(home, run_id: str):
         return run.status if run else None
 
 
-def test_kill_during_the_warehouse_load_frees_the_pool_and_converges(stack, big_month):
+def test_kill_in_the_warehouse_step_frees_the_pool_and_converges(stack, big_month):
     """Under the shipped dagster.yaml: the daemon's run monitoring fails the killed run and
     frees its `warehouse` slot, so the next run is not blocked by the limit for good."""
     good = _land_good(stack, "2021-03", 100)
@@ -116,8 +124,9 @@ def test_kill_during_the_warehouse_load_frees_the_pool_and_converges(stack, big_
     daemon_log.close()
     stack.procs.append(daemon)
     source = _kill_in_the_warehouse_step(stack, big_month)
-    # The month is the old one or the new one, never torn (DuckDB recovers its WAL).
-    assert stack.warehouse_rows("yellow_tripdata", "2021-03") in (100, 1_000_000)
+    # Killed before its transaction: the warehouse keeps the old month, the lake has the new.
+    assert stack.warehouse_rows("yellow_tripdata", "2021-03") == 100
+    assert stack.lake_rows("yellow", "2021-03") == 1_000_000
     claims = _pool_claims(stack.home)
     assert claims, "the killed run should still hold its warehouse slot"
     run_id = claims[0].run_id
