@@ -34,7 +34,7 @@ AZURITE_VERSION := 3.37.0
 AZURITE := $(CURDIR)/.tools/node_modules/.bin/azurite-blob
 
 .PHONY: install install-azurite instance materialize test test-local test-gcp test-faults \
-	test-deploy test-ui test-clouds lint demo demo-gcp dev deploy-local deploy-stop gcp-emulators \
+	test-deploy test-ui test-clouds lint demo mirror demo-gcp dev deploy-local deploy-stop gcp-emulators \
 	s3-emulator azure-emulator bench bench-quick clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
@@ -117,6 +117,13 @@ test-clouds: $(STAMP) $(BQEMU_STAMP) $(AZURITE)
 demo: $(STAMP) instance
 	@echo "python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)  (about 2 minutes)"
 	@$(DEMO_ENV) $(BIN)/python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)
+
+# Months on the offline mirror without loading them: `make dev` then offers them as Missing, to
+# backfill from the UI.
+mirror: $(STAMP)
+	@echo "python -m lake_dev.generator --out $(DEMO_DIR)/mirror --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)"
+	@$(BIN)/python -m lake_dev.generator --out '$(DEMO_DIR)/mirror' --months $(DEMO_MONTHS) \
+		--rows $(DEMO_ROWS) >/dev/null
 
 # fake-gcs-server on 127.0.0.1:4443 and bqemulator on 127.0.0.1:9050, in the foreground.
 gcp-emulators: $(STAMP) $(BQEMU_STAMP)
