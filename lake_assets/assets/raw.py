@@ -205,6 +205,11 @@ def _land(
         context.log.info(f"{shown} unchanged since it was landed ({unchanged}): {lake.uri(landed)}")
         facts = {k: previous.get(k, "") for k in ("bytes", "sha256", "gzip", "etag")}
         facts["last_modified"] = previous.get("last_modified", "")
+        if result is not None:
+            # The same bytes under new validators (republished, or moved): the schedules and
+            # sensors compare with these from now on.
+            facts["etag"] = result.etag or facts["etag"]
+            facts["last_modified"] = result.last_modified or facts["last_modified"]
     else:
         context.log.info(f"landed {shown} as {lake.uri(landed)} ({result.bytes} bytes)")
         facts = {

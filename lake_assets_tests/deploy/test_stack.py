@@ -4,6 +4,7 @@ the code server restarted; schedules, sensors and alerts ticked by the daemon.""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -206,7 +207,7 @@ def _ticks(stack, kind: str, name: str) -> list[dict]:
     )
     selector = "SensorSelector" if kind == "sensor" else "ScheduleSelector"
     state = "sensorState" if kind == "sensor" else "scheduleState"
-    ticks = "ticks(limit: 5) { status skipReason runIds }"
+    ticks = "ticks(limit: 5) { status skipReason runIds timestamp }"
     query = f"""query($s: {selector}!) {{ {field} {{ __typename
         ... on {kind.capitalize()} {{ {state} {{ status {ticks} }} }}
     }} }}"""
@@ -217,6 +218,11 @@ def _ticks(stack, kind: str, name: str) -> list[dict]:
 
 
 def test_the_daemon_ticks_a_sensor_and_a_schedule_against_postgres(stack):
+    # The newest month, landed by an earlier test, is republished (a new Last-Modified): the
+    # schedule runs it once, then skips it as unchanged.
+    newest = stack.mirror / "yellow" / "yellow_tripdata_2021-06.csv.gz"
+    later = time.time() + 3600
+    os.utime(newest, (later, later))
     stack.graphql(
         """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }""",
         {"s": {**LOCATION, "sensorName": "yellow_new_release_sensor"}},
@@ -241,6 +247,15 @@ def test_the_daemon_ticks_a_sensor_and_a_schedule_against_postgres(stack):
     )
     with stack.instance() as instance:
         assert instance.get_run_by_id(run_id).tags["dagster/partition"] == "2021-06"
+
+    def skipped_after_the_run() -> list[dict]:
+        ticks = _ticks(stack, "schedule", "yellow_tripdata_job_schedule")
+        return [t for t in ticks if t["status"] == "SKIPPED" and t["timestamp"] > ended]
+
+    with stack.instance() as instance:
+        ended = instance.get_run_record_by_id(run_id).end_time
+    (tick, *_) = stack.wait(skipped_after_the_run, 180, "a schedule tick after the run")
+    assert tick["skipReason"].startswith("yellow 2021-06 is unchanged since it was landed (")
 
 
 def test_a_failed_run_posts_one_alert_through_the_daemon(stack):
