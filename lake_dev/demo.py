@@ -7,13 +7,17 @@ so what it prints is what `make dev` shows in the UI.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import dagster as dg
 
 from lake_assets import identity
 from lake_assets.resources.build import build_backend
@@ -31,17 +35,58 @@ def _mirror_root(settings: Settings) -> Path:
     return Path(path.split("{service}")[0])
 
 
-def _materialize(select: str, partition: str | None, env: dict[str, str]) -> float:
+_RUN_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_STEP_ENDED = (" - STEP_SUCCESS - ", " - STEP_FAILURE - ")
+
+
+def step_line(entry: dg.EventLogEntry) -> str:
+    """A materialization as one progress line: asset, month, rows, seconds (what the step
+    reported; raw reports bytes, not rows)."""
+    event = entry.dagster_event
+    assert event is not None and event.asset_key is not None
+    meta = event.step_materialization_data.materialization.metadata
+    rows = meta.get("dagster/row_count")
+    size = f"{rows.value:>9,} rows" if rows is not None else f"{meta['bytes'].value:>9,} bytes"
+    seconds = meta.get("seconds")
+    took = f"{seconds.value:6.1f}s" if seconds is not None else ""
+    month = event.partition or "-"
+    return f"    {event.asset_key.to_user_string():<34} {month:<8} {size}  {took}".rstrip()
+
+
+def _materialize(
+    select: str, partition: str | None, env: dict[str, str], instance: dg.DagsterInstance
+) -> float:
+    """One CLI run; a line per materialization as each step ends, read from the instance the
+    run writes to, so the demo is never silent for longer than a step."""
     cmd = ["dagster", "asset", "materialize", "-m", "lake_assets.definitions", "--select", select]
     if partition:
         cmd += ["--partition", partition]
     print("$ " + " ".join(cmd), flush=True)
     started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert proc.stdout is not None
+    tail: collections.deque[str] = collections.deque(maxlen=400)
+    run_id, shown = None, 0
+    for line in proc.stdout:
+        tail.append(line)
+        run_id = run_id or (m.group(0) if (m := _RUN_ID.search(line)) else None)
+        if run_id and any(ended in line for ended in _STEP_ENDED):
+            shown = _print_new_materializations(instance, run_id, shown)
+    if proc.wait() != 0:
+        sys.stderr.write("".join(tail))
         raise SystemExit(f"materialize failed for {select} {partition or ''}")
+    if run_id:
+        _print_new_materializations(instance, run_id, shown)
     return time.monotonic() - started
+
+
+def _print_new_materializations(instance: dg.DagsterInstance, run_id: str, shown: int) -> int:
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    for entry in entries[shown:]:
+        print(step_line(entry), flush=True)
+    return len(entries)
 
 
 def summary(settings: Settings) -> str:
@@ -137,14 +182,18 @@ def _run(args: argparse.Namespace, env: dict[str, str]) -> None:
     zones = ",".join(
         identity.key_string(identity.zones_key(layer)) for layer in identity.TRIP_LAYERS
     )
-    _materialize(zones, None, env)
-    trips = ",".join(
-        identity.trip_selection(SERVICES)
-        + [identity.key_string(identity.mart_key(c.name)) for c in MART_CONTRACTS]
-    )
-    for month in args.months:
-        seconds = _materialize(trips, month, env)
-        print(f"  {month}: raw -> lake -> warehouse -> marts in {seconds:.1f}s")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        total = _materialize(zones, None, env, instance)
+        trips = ",".join(
+            identity.trip_selection(SERVICES)
+            + [identity.key_string(identity.mart_key(c.name)) for c in MART_CONTRACTS]
+        )
+        for month in args.months:
+            seconds = _materialize(trips, month, env, instance)
+            total += seconds
+            print(f"  {month}: raw -> lake -> warehouse -> marts in {seconds:.1f}s", flush=True)
+    months_said = f"{len(args.months)} month{'s' if len(args.months) != 1 else ''}"
+    print(f"  {months_said} and the zones in {total:.1f}s")
     print()
     print(summary(settings))
     print()
