@@ -78,6 +78,7 @@ materialize: $(STAMP) instance
 lint: $(STAMP)
 	$(BIN)/ruff check lake_assets lake_assets_tests lake_dev
 	$(BIN)/ruff format --check lake_assets lake_assets_tests lake_dev
+	VIRTUAL_ENV='$(CURDIR)/$(VENV)' $(BIN)/dg check defs
 
 # Stages: lint, everything local, LAKE_ENV=gcp against the emulators, the fault suite (real
 # kills and faulty servers against the CLI), the deployment's processes on PostgreSQL, the UI in
@@ -148,8 +149,8 @@ demo-gcp: $(STAMP) $(BQEMU_STAMP) instance
 DEV_PORT ?= 3000
 dev: $(STAMP) instance
 	@test -d '$(DEMO_DIR)/mirror' || echo "no demo mirror yet: run 'make demo' first to load months offline"
-	@echo "dagster dev -w workspace.yaml -p $(DEV_PORT)  (the UI on http://127.0.0.1:$(DEV_PORT); months $(DEMO_MONTHS))"
-	@$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml -p $(DEV_PORT)
+	@echo "dg dev -p $(DEV_PORT)  (the UI on http://127.0.0.1:$(DEV_PORT); months $(DEMO_MONTHS))"
+	@$(DEMO_ENV) VIRTUAL_ENV='$(CURDIR)/$(VENV)' $(BIN)/dg dev -p $(DEV_PORT)
 
 # The deployment's topology as processes (PostgreSQL, code server, webserver, daemon) on the
 # demo's settings; in the foreground, Ctrl-C stops all. `make deploy-stop` ends a backgrounded one.

@@ -149,6 +149,7 @@ def test_dagster_and_its_libraries_are_bound_to_the_tested_series():
     assert bounded == {
         "dagster": core,
         "dagster-webserver": core,
+        "dagster-dg-cli": core,
         "dagster-gcp": "0.29,<0.30",
         "dagster-cloud-cli": core,
         "dagster-postgres": "0.29,<0.30",

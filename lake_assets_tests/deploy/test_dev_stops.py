@@ -1,6 +1,7 @@
-"""`make dev` as a user stops it: a month run through the UI's GraphQL API, then one Ctrl-C (a
-SIGINT to the process group, as a terminal sends it): every process of the stack is gone within
-10 s, the run workers' multiprocessing helpers included."""
+"""`make dev` (`dg dev`, with no superseded-command warning) as a user stops it: a month run
+through the UI's GraphQL API, then one Ctrl-C (a SIGINT to the process group, as a terminal sends
+it): every process of the stack is gone within 10 s, the run workers' multiprocessing helpers
+included."""
 
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ def test_make_dev_stops_on_one_ctrl_c_after_a_run(tmp_path):
         gone = poll(lambda: not _alive(stack), 10, 0.2)
         assert gone, [psutil.Process(p).cmdline()[:4] for p in _alive(stack)]
         print(f"make dev: every process gone {time.monotonic() - stopped_at:.1f} s after Ctrl-C")
+        output = (tmp_path / "dev.log").read_text()
+        assert f"\ndg dev -p {port}  (the UI on http://127.0.0.1:{port};" in f"\n{output}", output
+        assert "superseded" not in output, output
     finally:
         for pid in _alive([proc.pid, *(c.pid for c in _children(proc.pid))]):
             os.kill(pid, signal.SIGKILL)
