@@ -10,9 +10,9 @@ from lake_assets.alerts import alert_sensors
 from lake_assets.assets.lake import build_lake_assets
 from lake_assets.assets.marts import build_mart_assets
 from lake_assets.assets.raw import build_raw_assets
-from lake_assets.assets.warehouse import WAREHOUSE_POOL, build_warehouse_assets
+from lake_assets.assets.warehouse import build_warehouse_assets
 from lake_assets.automation import automation_sensor
-from lake_assets.instance import free_dead_runs_slots
+from lake_assets.executor import freeze_loaded_objects, step_executor
 from lake_assets.jobs import build_jobs
 from lake_assets.partitions import build_monthly_partitions
 from lake_assets.resources.build import build_resources
@@ -41,35 +41,6 @@ def _kinds_for(settings: Settings, asset: dg.AssetsDefinition) -> dg.AssetsDefin
         return spec.replace_attributes(kinds=kinds)
 
     return asset.map_asset_specs(cloud)
-
-
-def _multiprocess_freeing_dead_slots(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """Dagster's multiprocess executor, after freeing the warehouse slots of runs whose worker
-    is gone: without a daemon (the CLI) nothing else would, and the run would wait forever."""
-    log = dg.get_dagster_logger()
-    for line in free_dead_runs_slots(init_context.instance, WAREHOUSE_POOL):
-        log.warning(line)
-    return dg.multiprocess_executor.executor_creation_fn(init_context)
-
-
-MULTIPROCESS = dg.ExecutorDefinition(
-    name="multiprocess",
-    config_schema=dg.multiprocess_executor.config_schema,
-    requirements=dg.multiprocess_executor.get_requirements,
-    executor_creation_fn=_multiprocess_freeing_dead_slots,
-    description=dg.multiprocess_executor.description,
-)
-
-
-def step_executor() -> dg.ExecutorDefinition:
-    """Steps run in subprocesses forked from a server that has already imported this code
-    location, instead of each starting Python and loading it again (about a second per step).
-    Windows has no forkserver: there they are spawned."""
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        return MULTIPROCESS.configured({"start_method": {"forkserver": {}}})
-    return MULTIPROCESS
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -116,3 +87,4 @@ def _load() -> dg.Definitions:
 
 
 defs = _load()
+freeze_loaded_objects()
