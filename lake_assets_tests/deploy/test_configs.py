@@ -115,9 +115,11 @@ def test_helm_values_make_the_same_choices_as_the_instance():
     runs = instance["concurrency"]["runs"]
     extra = helm["additionalInstanceConfig"]["concurrency"]
     assert extra["runs"] == runs and extra["pools"] == instance["concurrency"]["pools"]
-    # Limits in one place only (Dagster refuses both): none in the run coordinator.
-    assert "config" not in instance["run_coordinator"]
-    assert helm["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"] == {}
+    # Limits in one place only (Dagster refuses both): none in the run coordinator, which only
+    # looks at the queue every second instead of Dagster's 5.
+    assert instance["run_coordinator"]["config"] == {"dequeue_interval_seconds": 1}
+    helm_queue = helm["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert helm_queue == {"dequeueIntervalSeconds": 1}
     monitoring, helm_mon = instance["run_monitoring"], helm["dagsterDaemon"]["runMonitoring"]
     assert helm_mon["enabled"] is monitoring["enabled"] is True
     assert helm_mon["startTimeoutSeconds"] == monitoring["start_timeout_seconds"]
