@@ -35,7 +35,7 @@ AZURITE := $(CURDIR)/.tools/node_modules/.bin/azurite-blob
 
 .PHONY: install install-azurite instance materialize test test-local test-gcp test-faults \
 	test-deploy test-ui test-clouds lint demo mirror demo-gcp dev deploy-local deploy-stop gcp-emulators \
-	s3-emulator azure-emulator bench bench-quick clean
+	s3-emulator azure-emulator bench bench-quick bench-overhead clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
 $(STAMP): pyproject.toml setup.py
@@ -170,6 +170,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m lake_dev.bench --quick --out build/bench-quick.json
+
+# Only the run overhead (lake_dev/overhead.py), 3 rounds, into its block of docs/benchmark.md.
+bench-overhead: $(STAMP)
+	$(BIN)/python -m lake_dev.bench --overhead-only --out build/bench-overhead.json \
+		--page docs/benchmark.md
 
 clean:
 	rm -rf data/demo data/gcp-emulators build .pytest_cache

@@ -27,6 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from lake_assets import identity
+from lake_dev import overhead, scale
 
 MONTH = date(2021, 1, 1)
 MONTH_KEY = "2021-01"
@@ -685,12 +686,7 @@ def run(
         "source_bytes": src.stat().st_size,
         "rounds": rounds,
         "settle_s": settle,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": _machine(),
         "backfill": {"months": backfill_months, "rows_per_month": backfill_rows}
         if backfill
         else None,
@@ -798,21 +794,43 @@ def table(report: dict) -> str:
 PAGE_START, PAGE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 
-def write_page(page: Path, report: dict) -> None:
-    """Replace the results block of page (docs/benchmark.md) with this run's tables; the hand-
-    written method and reading around it stay as they are."""
+OVERHEAD_START, OVERHEAD_END = "<!-- bench:overhead:start -->", "<!-- bench:overhead:end -->"
+SCALE_START, SCALE_END = "<!-- bench:scale:start -->", "<!-- bench:scale:end -->"
+
+
+def _machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _replace_block(page: Path, start: str, end: str, body: str) -> None:
     text = page.read_text()
-    if PAGE_START not in text or PAGE_END not in text:
-        raise SystemExit(f"{page} has no {PAGE_START} ... {PAGE_END} block to rewrite")
-    head, rest = text.split(PAGE_START, 1)
-    _, tail = rest.split(PAGE_END, 1)
-    m = report["machine"]
+    if start not in text or end not in text:
+        raise SystemExit(f"{page} has no {start} ... {end} block to rewrite")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    m = _machine()
     when = time.strftime("%Y-%m-%d", time.gmtime())
     block = (
         f"Latest run ({when}; {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}):\n\n"
-        f"{table(report)}\n"
+        f"{body}\n"
     )
-    page.write_text(f"{head}{PAGE_START}\n{block}{PAGE_END}{tail}")
+    page.write_text(f"{head}{start}\n{block}{end}{tail}")
+
+
+def write_page(page: Path, report: dict) -> None:
+    """Replace the results blocks of page (docs/benchmark.md) with this run's tables; the hand-
+    written method and reading around them stay as they are."""
+    if report.get("cases"):
+        _replace_block(page, PAGE_START, PAGE_END, table(report))
+    if report.get("overhead"):
+        _replace_block(page, OVERHEAD_START, OVERHEAD_END, overhead.table(report["overhead"]))
+    if report.get("scale"):
+        _replace_block(page, SCALE_START, SCALE_END, scale.table(report["scale"]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -836,6 +854,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows per backfill month")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    p.add_argument(
+        "--overhead-rounds",
+        type=int,
+        help="rounds of the run-overhead cases (lake_dev/overhead.py); default --rounds, 0 skips",
+    )
+    p.add_argument(
+        "--scale-rows",
+        type=int,
+        nargs="*",
+        help=f"month sizes of the scale curve (lake_dev/scale.py); default {scale.SIZES}, "
+        "none with --quick or --overhead-only; an empty list skips it",
+    )
+    p.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the run-overhead cases (3 rounds unless --overhead-rounds)",
+    )
     p.add_argument("--root", type=Path, default=Path("build/bench"), help="cache and scratch")
     p.add_argument("--out", type=Path, default=Path("build/bench.json"))
     p.add_argument("--page", type=Path, help="a Markdown page whose results block to rewrite")
@@ -849,21 +884,38 @@ def main(argv: list[str] | None = None) -> None:
     rows, rounds = (1_000_000, 1) if args.quick else (args.rows, args.rounds)
     months, month_rows = (2, 100_000) if args.quick else (args.backfill_months, args.backfill_rows)
     settle = min(args.settle, 1.0) if args.quick else args.settle
-    report = run(
-        rows,
-        rounds,
-        tuple(args.cases),
-        args.root.resolve(),
-        month_rows,
-        months,
-        settle,
-        args.floors,
-        warm_every_case=not args.quick,
-    )
+    report: dict = {"machine": _machine()}
+    if not args.overhead_only:
+        report = run(
+            rows,
+            rounds,
+            tuple(args.cases),
+            args.root.resolve(),
+            month_rows,
+            months,
+            settle,
+            args.floors,
+            warm_every_case=not args.quick,
+        )
+        print()
+        print(table(report))
+    overhead_rounds = args.overhead_rounds
+    if overhead_rounds is None:
+        overhead_rounds = 3 if args.overhead_only else rounds
+    if overhead_rounds:
+        env = {**_clean_env(), "DAGSTER_HOME": ""}
+        report["overhead"] = overhead.run_overhead(args.root.resolve(), overhead_rounds, env)
+        print()
+        print(overhead.table(report["overhead"]))
+    sizes = args.scale_rows
+    if sizes is None:
+        sizes = () if args.quick or args.overhead_only else scale.SIZES
+    if sizes:
+        report["scale"] = scale.run_scale(args.root.resolve(), tuple(sizes))
+        print()
+        print(scale.table(report["scale"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print()
-    print(table(report))
     print(f"\nwritten to {args.out}")
     if args.page:
         write_page(args.page, report)

@@ -16,15 +16,25 @@ from lake_dev import bench  # noqa: E402
 def test_bench_runs_every_case_on_a_tiny_month_and_writes_its_fields(tmp_path):
     out = tmp_path / "bench.json"
     page = tmp_path / "benchmark.md"
-    page.write_text(f"# Method\n\n{bench.PAGE_START}\nold figures\n{bench.PAGE_END}\n\nReading.\n")
+    page.write_text(
+        f"# Method\n\n{bench.PAGE_START}\nold figures\n{bench.PAGE_END}\n\nReading.\n\n"
+        f"{bench.SCALE_START}\nold curve\n{bench.SCALE_END}\n"
+    )
     bench.main(
         ["--rows", "3000", "--rounds", "1", "--root", str(tmp_path / "b"), "--out", str(out)]
         + ["--backfill-months", "2", "--backfill-rows", "500", "--settle", "0"]
-        + ["--page", str(page)]
+        + ["--page", str(page), "--overhead-rounds", "0", "--scale-rows", "1000", "3000"]
     )
     text = page.read_text()
-    assert text.startswith("# Method\n\n") and text.endswith(f"{bench.PAGE_END}\n\nReading.\n")
+    assert text.startswith("# Method\n\n") and text.endswith(f"{bench.SCALE_END}\n")
+    assert f"{bench.PAGE_END}\n\nReading.\n\n{bench.SCALE_START}" in text
     assert "old figures" not in text and "| lake_assets |" in text
+    # the scale curve: each size loaded in full, in its own process
+    assert "old curve" not in text and "| 3,000 |" in text
+    points = json.loads(out.read_text())["scale"]["points"]
+    assert [p["rows"] for p in points] == [1000, 3000]
+    assert all(p["wall_s"] > 0 and p["peak_rss_mb"] > 0 for p in points)
+    assert "From 1,000 to 3,000 rows (3 times)" in text
     report = json.loads(out.read_text())
     assert report["rows"] == 3000 and report["rounds"] == 1
     assert set(report["cases"]) == {*bench.CASES, *bench.BACKFILL_CASES, *bench.FLOOR_CASES}
