@@ -350,16 +350,32 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _cli_env(src: Path, work: Path, **extra: str) -> dict[str, str]:
-    """The settings of a `dagster asset materialize` on work's lake, DuckDB file and instance."""
+def _lake_settings(src: Path, work: Path, **extra: str) -> dict[str, str]:
+    """The lake's settings for a run on work's lake and DuckDB file, reading src's folder."""
     return {
-        **_clean_env(),
-        "DAGSTER_HOME": str(work / "dagster_home"),
         "TLC_SOURCE_URL": _source_url(src),
         "LAKE_DIR": str(work / "lake"),
         "DUCKDB_PATH": str(work / "warehouse.duckdb"),
         **extra,
     }
+
+
+def _cli_env(src: Path, work: Path, **extra: str) -> dict[str, str]:
+    """The settings of a `dagster asset materialize` on work's lake, DuckDB file and instance."""
+    return {
+        **_clean_env(),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        **_lake_settings(src, work, **extra),
+    }
+
+
+def deployment(work: Path, env: dict[str, str]):
+    """make deploy-local's stack under work, on free ports, with the lake's settings env."""
+    from lake_dev.deploy_local import Deployment, free_port
+
+    return Deployment(
+        work / "deploy", env, pg_port=free_port(), grpc_port=free_port(), ui_port=free_port()
+    )
 
 
 def _materialize_cmd(*partition: str) -> list[str]:
@@ -493,19 +509,8 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
 def _backfill_through_deployment(months: list[Path], keys: list[str], work: Path) -> dict:
     """Start make deploy-local's stack (untimed), then time a backfill of the lake and warehouse
     steps launched through its webserver and run by its daemon, sampling the whole stack."""
-
-    from lake_dev.deploy_local import Deployment, free_port
-
-    env = {
-        "TLC_SOURCE_URL": _source_url(months[0]),
-        "LAKE_DIR": str(work / "lake"),
-        "DUCKDB_PATH": str(work / "warehouse.duckdb"),
-        "TLC_START_MONTH": keys[0],
-        "TLC_END_MONTH": keys[-1],
-    }
-    stack = Deployment(
-        work / "deploy", env, pg_port=free_port(), grpc_port=free_port(), ui_port=free_port()
-    )
+    env = _lake_settings(months[0], work, TLC_START_MONTH=keys[0], TLC_END_MONTH=keys[-1])
+    stack = deployment(work, env)
     try:
         stack.start()
         postmaster = int((stack.pgdata / "postmaster.pid").read_text().split()[0])
@@ -807,13 +812,13 @@ def _machine() -> dict:
     }
 
 
-def _replace_block(page: Path, start: str, end: str, body: str) -> None:
+def _replace_block(page: Path, start: str, end: str, body: str, m: dict) -> None:
+    """The block between start and end, headed by the date and the machine m it ran on."""
     text = page.read_text()
     if start not in text or end not in text:
         raise SystemExit(f"{page} has no {start} ... {end} block to rewrite")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    m = _machine()
     when = time.strftime("%Y-%m-%d", time.gmtime())
     block = (
         f"Latest run ({when}; {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}):\n\n"
@@ -825,12 +830,13 @@ def _replace_block(page: Path, start: str, end: str, body: str) -> None:
 def write_page(page: Path, report: dict) -> None:
     """Replace the results blocks of page (docs/benchmark.md) with this run's tables; the hand-
     written method and reading around them stay as they are."""
+    m = report["machine"]
     if report.get("cases"):
-        _replace_block(page, PAGE_START, PAGE_END, table(report))
+        _replace_block(page, PAGE_START, PAGE_END, table(report), m)
     if report.get("overhead"):
-        _replace_block(page, OVERHEAD_START, OVERHEAD_END, overhead.table(report["overhead"]))
+        _replace_block(page, OVERHEAD_START, OVERHEAD_END, overhead.table(report["overhead"]), m)
     if report.get("scale"):
-        _replace_block(page, SCALE_START, SCALE_END, scale.table(report["scale"]))
+        _replace_block(page, SCALE_START, SCALE_END, scale.table(report["scale"]), m)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,7 @@ One small yellow month (1,000 rows, raw already landed) through the lake and war
 three ways: the steps' own functions in one process (the work), `dagster asset materialize`
 (the CLI), and a run launched through the webserver's GraphQL API of `make deploy-local`'s stack
 and started by its daemon (the deployment). Each run's wall time is split into phases read from
-Dagster's own events (STEP_WORKER_STARTING, STEP_WORKER_STARTED, STEP_START, RUN_DEQUEUED …),
+Dagster's own events (RUN_ENQUEUED, RUN_STARTING, STEP_WORKER_STARTING, STEP_START …),
 and `python -X importtime` says what importing the code location costs, package by package.
 """
 
@@ -177,18 +177,11 @@ def measure_daemon(src: Path, scratch: Path) -> dict:
     import dagster as dg
 
     from lake_dev import bench
-    from lake_dev.deploy_local import LOCATION, Deployment, free_port
+    from lake_dev.deploy_local import LOCATION
 
     work = Path(tempfile.mkdtemp(prefix="overhead_daemon_", dir=scratch))
     bench._land_raw(src, work / "lake")
-    env = {
-        "TLC_SOURCE_URL": bench._source_url(src),
-        "LAKE_DIR": str(work / "lake"),
-        "DUCKDB_PATH": str(work / "warehouse.duckdb"),
-    }
-    stack = Deployment(
-        work / "deploy", env, pg_port=free_port(), grpc_port=free_port(), ui_port=free_port()
-    )
+    stack = bench.deployment(work, bench._lake_settings(src, work))
     selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
     params = {
         "selector": {
@@ -205,12 +198,13 @@ def measure_daemon(src: Path, scratch: Path) -> dict:
         if launched["__typename"] != "LaunchRunSuccess":
             raise SystemExit(f"overhead: the deployment did not launch the run: {launched}")
         run_id = launched["run"]["runId"]
-        while (status := bench._graphql(stack.url, RUN_STATUS, {"id": run_id})) and status[
-            "runOrError"
-        ]["status"] not in ("SUCCESS", "FAILURE", "CANCELED"):
+        while True:
+            status = bench._graphql(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
             time.sleep(0.05)
         ended = time.time()
-        if status["runOrError"]["status"] != "SUCCESS":
+        if status != "SUCCESS":
             raise SystemExit(f"overhead: the deployment's run ended {status}; see {stack.root}")
         with (
             _environ(stack.process_env()),
