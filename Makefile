@@ -34,7 +34,8 @@ AZURITE_VERSION := 3.37.0
 AZURITE := $(CURDIR)/.tools/node_modules/.bin/azurite-blob
 
 .PHONY: install install-azurite instance materialize test test-local test-gcp test-faults \
-	test-deploy test-ui test-clouds lint demo mirror demo-gcp dev deploy-local deploy-stop gcp-emulators \
+	test-deploy test-ui test-clouds test-containers lint demo mirror demo-gcp dev deploy-local deploy-stop \
+	containers-up containers-down gcp-emulators \
 	s3-emulator azure-emulator bench bench-quick bench-overhead clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
@@ -82,10 +83,11 @@ lint: $(STAMP)
 
 # Stages: lint, everything local, LAKE_ENV=gcp against the emulators, the fault suite (real
 # kills and faulty servers against the CLI), the deployment's processes on PostgreSQL, the UI in
-# headless Chromium against that stack, then every lake store against its emulator.
-test: lint test-local test-gcp test-faults test-deploy test-ui test-clouds
+# headless Chromium against that stack, every lake store against its emulator, then deploy/ as
+# shipped, as containers on a Docker daemon the stage starts.
+test: lint test-local test-gcp test-faults test-deploy test-ui test-clouds test-containers
 
-STAGES := gcp or faults or deploy or clouds or ui
+STAGES := gcp or faults or deploy or clouds or ui or containers
 test-local: $(STAMP)
 	@echo "pytest -m 'not ($(STAGES))'"
 	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m 'not ($(STAGES))'
@@ -114,6 +116,25 @@ test-clouds: $(STAMP) $(BQEMU_STAMP) $(AZURITE)
 	@echo "pytest -m clouds"
 	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' BQEMU_PYTHON='$(CURDIR)/$(BQEMU_VENV)/bin/python' \
 		AZURITE='$(AZURITE)' $(BIN)/python -m pytest -m clouds
+
+# deploy/docker-compose.yaml as shipped, on a Docker daemon of its own (dockerd --iptables=false,
+# started and stopped by the tests) with stand-ins for the public base images (debootstrap):
+# Debian's docker.io, docker-compose and debootstrap must be installed (.ci/run does).
+test-containers: $(STAMP)
+	@echo "pytest -m containers"
+	@DAGSTER_HOME= PATH='$(BIN):$(PATH)' $(BIN)/python -m pytest -m containers
+
+# The same stack for you, on the demo's mirror (DEMO_MONTHS, DEMO_ROWS), on your Docker: the
+# UI on http://127.0.0.1:3000, read-only on :3001. containers-down keeps the data (its volumes).
+# COMPOSE_OVERRIDES: compose files of your own to add (e.g. a build network), space-separated.
+COMPOSE_OVERRIDES ?=
+CONTAINERS_ARGS = $(foreach f,$(COMPOSE_OVERRIDES),--override '$(f)')
+containers-up: $(STAMP)
+	@$(BIN)/python -m lake_dev.containers up --months $(DEMO_MONTHS) --rows $(DEMO_ROWS) \
+		$(CONTAINERS_ARGS)
+
+containers-down: $(STAMP)
+	@$(BIN)/python -m lake_dev.containers down $(CONTAINERS_ARGS)
 
 demo: $(STAMP) instance
 	@echo "python -m lake_dev.demo --months $(DEMO_MONTHS) --rows $(DEMO_ROWS)  (about 2 minutes)"

@@ -26,6 +26,23 @@ from lake_dev import generator
 from lake_dev.deploy_local import Deployment, free_port
 
 LOCATION = {"repositoryLocationName": "lake_assets", "repositoryName": "__repository__"}
+# What the UI's Materialize and backfill dialogs send; the deploy and containers stages share them.
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}"""
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}"""
 
 
 @dataclass

@@ -54,6 +54,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stored_secret(path: Path) -> str:
+    """A random password generated once into path (0600), for a local stack's database."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def _pg_bin(name: str) -> str:
     found = shutil.which(name) or next(
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
@@ -143,12 +152,7 @@ class Deployment:
         return DEPLOY / "workspace.yaml"
 
     def password(self) -> str:
-        path = self.root / "pg_password"
-        if not path.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(18))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return stored_secret(self.root / "pg_password")
 
     def process_env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}

@@ -20,7 +20,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from lake_assets import identity
 from lake_assets_tests.deploy.conftest import ROWS
-from lake_assets_tests.stack import LOCATION
+from lake_assets_tests.stack import BACKFILL, LAUNCH_RUN, LOCATION
 
 pytestmark = pytest.mark.deploy
 
@@ -28,22 +28,6 @@ SERVICES = tuple(ROWS)
 TRIP_KEYS = [
     {"path": list(identity.trip_key(layer, s))} for s in SERVICES for layer in identity.TRIP_LAYERS
 ]
-BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
 
 
 def _launch_backfill(stack, months: list[str]) -> str:
