@@ -206,6 +206,21 @@ class Stack:
         )
         return json.loads(out)
 
+    def compute_log_files(self) -> list[str]:
+        """Every file in the logs volume, where the runs' step logs outlive their containers."""
+        out = self.docker(
+            "run",
+            "--rm",
+            "-v",
+            "lake_assets_logs:/logs",
+            "lake_assets:latest",
+            "find",
+            "/logs",
+            "-type",
+            "f",
+        )
+        return out.split()
+
     def run_containers(self) -> list[str]:
         """Every container, running or exited, that the launcher started for a run."""
         return self.docker("ps", "-a", "-q", "--filter", "label=dagster/run_id").split()

@@ -104,8 +104,12 @@ def _assert_rows(stack: Stack, months: list[str]) -> None:
 
 
 def test_a_month_of_every_service_runs_as_run_containers(stack: Stack):
-    _run_backfill(stack, ["2021-01"])
+    backfill = _run_backfill(stack, ["2021-01"])
     _assert_rows(stack, ["2021-01"])
+    # The containers are gone; their step logs are in the logs volume, under each run's id.
+    files = stack.compute_log_files()
+    for run in backfill["runs"]:
+        assert [f for f in files if f"/{run['runId']}/" in f], run["runId"]
 
 
 def test_the_read_only_webserver_shows_the_runs_and_refuses_a_launch(stack: Stack):
