@@ -13,14 +13,13 @@ repository. The UIs listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,9 +27,8 @@ from pathlib import Path
 import yaml
 
 from lake_dev import generator
-from lake_dev.deploy_local import stored_secret
+from lake_dev.deploy_local import REPO, http_ok, stored_secret
 
-REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yaml"
 PROJECT = "lake_assets"
 MIRROR_URL = "http://mirror:8080"
@@ -40,6 +38,7 @@ class ContainersError(RuntimeError):
     pass
 
 
+@functools.cache
 def compose_command() -> list[str]:
     """Compose v2 (`docker compose`) where the Docker CLI has it, else v1 (`docker-compose`)."""
     docker = shutil.which("docker")
@@ -128,7 +127,7 @@ class Containers:
 
     def write_mirror(self) -> None:
         """Generates the months the mirror lacks (a file already there is kept as it is)."""
-        rows = {"yellow": self.rows, "green": max(1, self.rows // 4), "fhv": max(1, self.rows // 2)}
+        rows = generator.rows_per_service(self.rows)
         for service, n in rows.items():
             for month in (date.fromisoformat(f"{m}-01") for m in self.months):
                 path = self.mirror / service / generator.month_file_name(service, month)
@@ -141,12 +140,15 @@ class Containers:
         for path in [self.root, *self.mirror.rglob("*"), self.mirror]:
             mode = path.stat().st_mode
             path.chmod(mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+
+    def write_override(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "mirror.compose.yaml").write_text(
             yaml.safe_dump(mirror_override(self.mirror.resolve()), sort_keys=False)
         )
 
     def up(self, build: bool = True, timeout: float = 600) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.write_override()
         self.write_mirror()
         if build:
             # Before `up`: the mirror runs the project's image too, and compose would try to pull
@@ -158,23 +160,15 @@ class Containers:
     def wait_ready(self, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         for url in (self.url, self.readonly_url):
-            while not _answers(f"{url}/server_info"):
+            while not http_ok(f"{url}/server_info"):
                 if time.monotonic() > deadline:
                     raise ContainersError(f"the UI at {url} did not answer in {timeout:.0f} s")
                 time.sleep(1)
 
     def down(self, volumes: bool = False) -> None:
-        if not (self.root / "mirror.compose.yaml").exists():
-            self.write_mirror()
+        # Compose needs the mirror's service to stop it, not the mirror's months.
+        self.write_override()
         self.compose("down", "--remove-orphans", *(["--volumes"] if volumes else []))
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace, env: dict[str, str]) -> None:
     settings = Settings.from_env(env)
     months = [identity.month_of(m) for m in args.months]
     root = _mirror_root(settings)
-    rows = {"yellow": args.rows, "green": max(1, args.rows // 4), "fhv": max(1, args.rows // 2)}
+    rows = generator.rows_per_service(args.rows)
     print(f"writing an offline mirror to {root}", flush=True)
     generator.write_mirror(root, SERVICES, months, rows)
     zones = ",".join(

@@ -318,7 +318,7 @@ class Deployment:
                 raise DeployError(f"{name} exited with {proc.returncode}:\n{tail}")
             if name == "code_server" and _listening(self.host, self.grpc_port):
                 return
-            if name == "webserver" and _http_ok(f"{self.url}/server_info"):
+            if name == "webserver" and http_ok(f"{self.url}/server_info"):
                 return
             if name == "daemon" and self._daemon_started():
                 return
@@ -374,7 +374,7 @@ def _listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return resp.status == 200

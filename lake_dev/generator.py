@@ -268,6 +268,11 @@ def write_mirror(
     return written
 
 
+def rows_per_service(rows: int) -> dict[str, int]:
+    """The demo's split of a month's rows: yellow gets them all, fhv a half, green a quarter."""
+    return {"yellow": rows, "green": max(1, rows // 4), "fhv": max(1, rows // 2)}
+
+
 def _parse_month(text: str) -> date:
     year, month = text.split("-")
     return date(int(year), int(month), 1)
@@ -284,8 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         "--rows", type=int, default=5000, help="rows per month (fhv and green get fewer)"
     )
     args = p.parse_args(argv)
-    rows = {"yellow": args.rows, "green": max(1, args.rows // 4), "fhv": max(1, args.rows // 2)}
-    for path in write_mirror(args.out, args.services, args.months, rows):
+    for path in write_mirror(args.out, args.services, args.months, rows_per_service(args.rows)):
         print(path)
 
 

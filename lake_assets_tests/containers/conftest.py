@@ -12,7 +12,6 @@ import grp
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -31,10 +30,10 @@ from lake_dev.deploy_local import REPO, free_port
 HERE = Path(__file__).parent
 WORK = REPO / "build" / "containers"
 MONTHS = ["2021-01", "2021-02", "2021-03", "2021-04"]
-ROWS = 2000  # yellow; green a quarter, fhv a half (lake_dev.generator)
+ROWS = 2000  # yellow's; the other services' from lake_dev.generator.rows_per_service
 # The month Terminate is tried on: big enough that its run is still working when asked to stop.
 BIG_MONTH, BIG_ROWS = "2021-04", 4_000_000
-# The public images deploy/ builds on, and the Debian packages their stand-ins are made of.
+# The public images deploy/ builds on, and the Dockerfiles of their stand-ins (standins/).
 STANDINS = {
     "python:3.11.7-slim-bookworm": "python.Dockerfile",
     "postgres:15.8-bookworm": "postgres.Dockerfile",
@@ -50,7 +49,7 @@ def _run(*cmd: str, env: dict | None = None, **kwargs) -> subprocess.CompletedPr
 @dataclass
 class Docker:
     host: str
-    pid: int
+    process: subprocess.Popen
 
     @property
     def env(self) -> dict[str, str]:
@@ -88,7 +87,7 @@ def _start_daemon(root: Path) -> Docker:
         pass
     log = (root / "dockerd.log").open("ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-    docker = Docker(f"unix://{socket}", proc.pid)
+    docker = Docker(f"unix://{socket}", proc)
     deadline = time.monotonic() + 60
     while subprocess.run(["docker", "version"], env=docker.env, capture_output=True).returncode:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -99,17 +98,12 @@ def _start_daemon(root: Path) -> Docker:
 
 
 def _stop_daemon(docker: Docker) -> None:
-    os.kill(docker.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(docker.pid, 0)
-        except ProcessLookupError:
-            return
-        if os.waitpid(docker.pid, os.WNOHANG)[0] == docker.pid:
-            return
-        time.sleep(0.5)
-    os.kill(docker.pid, signal.SIGKILL)
+    docker.process.terminate()
+    try:
+        docker.process.wait(60)
+    except subprocess.TimeoutExpired:
+        docker.process.kill()
+        docker.process.wait()
 
 
 def _build_standins(docker: Docker) -> None:

@@ -16,10 +16,11 @@ from lake_assets import identity
 from lake_assets_tests.containers.conftest import BIG_MONTH, ROWS, Stack
 from lake_assets_tests.helpers import poll
 from lake_assets_tests.stack import BACKFILL, LAUNCH_RUN, LOCATION
+from lake_dev import generator
 
 pytestmark = pytest.mark.containers
 
-SERVICES = {"yellow": ROWS, "green": ROWS // 4, "fhv": ROWS // 2}
+SERVICES = generator.rows_per_service(ROWS)
 ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
