@@ -76,11 +76,25 @@ def scratch_dir(parent: Path) -> Iterator[Path]:
     parent.mkdir(parents=True, exist_ok=True)
     remove_stale(parent)
     path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _take_lock(path)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
         os.close(fd)
+
+
+def _take_lock(folder: Path) -> int:
+    """Create folder's lock file already locked; its open descriptor.
+
+    The lock is taken under another name and then renamed into place (the rename keeps the
+    inode, so the lock with it): a sweep by another process never finds LOCK_NAME unlocked
+    while its owner lives. Locking LOCK_NAME after creating it left a window in which a sweep
+    took the free lock for a dead owner's and removed a live run's folder.
+    """
+    pending = folder / f"{LOCK_NAME}.pending"
+    fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(pending, folder / LOCK_NAME)
+    return fd

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 from lake_assets import scratch
@@ -22,6 +23,32 @@ def _holder(folder: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True
     )
+
+
+def test_a_sweep_while_the_owner_takes_its_lock_keeps_the_folder(tmp_path, monkeypatch):
+    """Another run sweeps at the worst moment: the owner's folder exists, its lock not yet held.
+
+    (A backfill's runs failed on a removed .staging/scratch-* folder this way.)
+    """
+    real = scratch.fcntl
+    swept = []
+
+    def flock(fd: int, op: int) -> None:
+        if op == real.LOCK_EX:  # the owner's blocking lock, not a sweep's probe
+            swept.extend(scratch.remove_stale(tmp_path))
+        real.flock(fd, op)
+
+    monkeypatch.setattr(
+        scratch,
+        "fcntl",
+        types.SimpleNamespace(LOCK_EX=real.LOCK_EX, LOCK_NB=real.LOCK_NB, flock=flock),
+    )
+    with scratch.scratch_dir(tmp_path) as mine:
+        assert swept == []
+        (mine / "download").write_bytes(b"x")
+        assert sorted(p.name for p in mine.iterdir()) == [scratch.LOCK_NAME, "download"]
+        assert scratch.remove_stale(tmp_path) == []
+    assert not mine.exists()
 
 
 def test_a_killed_owners_folder_is_removed_and_a_live_ones_kept(tmp_path):
