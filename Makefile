@@ -36,7 +36,7 @@ AZURITE := $(CURDIR)/.tools/node_modules/.bin/azurite-blob
 .PHONY: install install-azurite instance materialize test test-local test-gcp test-faults \
 	test-deploy test-ui test-clouds test-containers lint demo mirror demo-gcp dev deploy-local deploy-stop \
 	containers-up containers-down gcp-emulators \
-	s3-emulator azure-emulator bench bench-quick bench-overhead clean
+	s3-emulator azure-emulator bench bench-quick bench-overhead bench-course clean
 
 # Under a lock: make targets started in parallel (the fault tests do) install once, not at once.
 $(STAMP): pyproject.toml setup.py
@@ -195,6 +195,14 @@ bench-quick: $(STAMP)
 # Only the run overhead (lake_dev/overhead.py), 3 rounds, into its block of docs/benchmark.md.
 bench-overhead: $(STAMP)
 	$(BIN)/python -m lake_dev.bench --overhead-only --out build/bench-overhead.json \
+		--page docs/benchmark.md
+
+# The course's data (yellow and green 2019-2020, fhv 2019: 160M rows in 60 monthly files) as one
+# backfill through make deploy-local's stack, then through the zoomcamp flow, into
+# docs/benchmark.md. COURSE_SCALE=0.1 loads a tenth of every month.
+COURSE_SCALE ?= 1
+bench-course: $(STAMP)
+	$(BIN)/python -m lake_dev.course --scale $(COURSE_SCALE) --out build/bench-course.json \
 		--page docs/benchmark.md
 
 clean:

@@ -132,8 +132,7 @@ def running_stack(
     )
     server, posts = _webhook()
     env = {
-        "TLC_SOURCE_URL": f"file://{mirror}/{{service}}/{{service}}_tripdata_{{year}}-{{month}}.csv.gz",
-        "TLC_ZONES_URL": f"file://{mirror}/misc/taxi_zone_lookup.csv",
+        **generator.mirror_settings(mirror),
         "LAKE_DIR": str(root / "lake"),
         "DUCKDB_PATH": str(root / "warehouse.duckdb"),
         "TLC_START_MONTH": months[0],

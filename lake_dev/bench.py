@@ -90,24 +90,34 @@ class Stages:
         self._last = now
 
 
+# The columns the zoomcamp flows parse as timestamps, per service.
+BASELINE_TIMESTAMPS = {
+    "yellow": ("tpep_pickup_datetime", "tpep_dropoff_datetime"),
+    "green": ("lpep_pickup_datetime", "lpep_dropoff_datetime"),
+    "fhv": ("pickup_datetime", "dropOff_datetime"),
+}
+
+
 def case_baseline(src: Path, work: Path) -> dict:
-    """The zoomcamp week-2 flow, as its notebooks and flows write it."""
+    """The zoomcamp week-2 flow, as its notebooks and flows write it (the service is read from
+    the file's name, <service>_tripdata_YYYY-MM.csv.gz)."""
     stages = Stages()
     import duckdb
     import pandas as pd
 
     stages.lap("import")
+    service = src.name.split("_tripdata_")[0]
     df = pd.read_csv(src)
-    df["tpep_pickup_datetime"] = pd.to_datetime(df["tpep_pickup_datetime"])
-    df["tpep_dropoff_datetime"] = pd.to_datetime(df["tpep_dropoff_datetime"])
+    for column in BASELINE_TIMESTAMPS[service]:
+        df[column] = pd.to_datetime(df[column])
     stages.lap("read_csv")
-    parquet = work / "yellow_tripdata.parquet"
+    parquet = work / f"{service}_tripdata.parquet"
     df.to_parquet(parquet, compression="gzip")
     stages.lap("to_parquet")
     con = duckdb.connect(str(work / "warehouse.duckdb"))
     con.register("df", df)
-    con.execute("CREATE TABLE yellow_tripdata AS SELECT * FROM df")
-    rows = con.execute("SELECT count(*) FROM yellow_tripdata").fetchone()[0]
+    con.execute(f"CREATE TABLE {service}_tripdata AS SELECT * FROM df")
+    rows = con.execute(f"SELECT count(*) FROM {service}_tripdata").fetchone()[0]
     con.close()
     stages.lap("load")
     return {"rows": rows, "parquet_bytes": parquet.stat().st_size, "stages": stages.seconds}

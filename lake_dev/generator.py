@@ -268,6 +268,14 @@ def write_mirror(
     return written
 
 
+def mirror_settings(mirror: Path) -> dict[str, str]:
+    """The source settings (TLC_SOURCE_URL, TLC_ZONES_URL) that read a mirror of write_mirror's."""
+    return {
+        "TLC_SOURCE_URL": f"file://{mirror}/{{service}}/{{service}}_tripdata_{{year}}-{{month}}.csv.gz",
+        "TLC_ZONES_URL": f"file://{mirror}/misc/taxi_zone_lookup.csv",
+    }
+
+
 def rows_per_service(rows: int) -> dict[str, int]:
     """The demo's split of a month's rows: yellow gets them all, fhv a half, green a quarter."""
     return {"yellow": rows, "green": max(1, rows // 4), "fhv": max(1, rows // 2)}
