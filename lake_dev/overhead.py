@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
+from lake_dev import every_service
+
 ROWS = 1_000
 # The phases of a run, in the order they happen; they add up to the run's wall time.
 BEFORE_RUN = "until the run exists (CLI: process start, imports, definitions)"
@@ -230,6 +232,8 @@ def run_overhead(root: Path, rounds: int, env: dict[str, str]) -> dict:
     samples: dict[str, list[dict]] = {"in_process": [], "cli": [], "deployment": []}
     ways = {"in_process": measure_in_process, "cli": measure_cli, "deployment": measure_daemon}
     imports = []
+    mirror = every_service.write_mirror(root / "data")
+    month: dict[str, list] = {"work_s": [], "ui": []}
     for r in range(rounds):
         bench._warm([src])
         imports.append(measure_imports(env))
@@ -237,6 +241,13 @@ def run_overhead(root: Path, rounds: int, env: dict[str, str]) -> dict:
             m = measure(src, scratch)
             samples[way].append(m)
             print(f"overhead round {r + 1}/{rounds} {way:<11} {m['wall_s']:>6.2f} s", flush=True)
+        month["work_s"].append(every_service.measure_work(mirror, scratch, env))
+        month["ui"].append(every_service.measure_ui(mirror, scratch))
+        print(
+            f"overhead round {r + 1}/{rounds} a month of every service: work "
+            f"{month['work_s'][-1]:.2f} s, from the UI {month['ui'][-1]['wall_s']:.2f} s",
+            flush=True,
+        )
     work = statistics.median(m["work_s"] for m in samples["in_process"])
     report: dict = {"rows": ROWS, "rounds": rounds, "work_s": round(work, 3), "ways": {}}
     for way, runs in samples.items():
@@ -250,6 +261,15 @@ def run_overhead(root: Path, rounds: int, env: dict[str, str]) -> dict:
                 m["first_step_after_dequeue_s"] for m in runs
             )
         report["ways"][way] = entry
+    report["every_service"] = {
+        "rounds": rounds,
+        "work_s": round(statistics.median(month["work_s"]), 3),
+        "ui_s": round(statistics.median(m["wall_s"] for m in month["ui"]), 3),
+        "timeline": {
+            k: statistics.median(m["timeline"][k] for m in month["ui"])
+            for k in month["ui"][0]["timeline"]
+        },
+    }
     medians = {k: statistics.median(i.get(k, 0.0) for i in imports) for k in imports[0]}
     report["imports"] = dict(sorted(medians.items(), key=lambda kv: -kv[1]))
     return report
@@ -280,6 +300,8 @@ def table(report: dict) -> str:
     after = ways.get("deployment", {}).get("first_step_after_dequeue_s")
     if after is not None:
         lines += ["", f"The deployment's first step starts {after:.2f} s after leaving the queue."]
+    if "every_service" in report:
+        lines += ["", every_service.table(report["every_service"])]
     lines += [
         "",
         "Importing the code location in a fresh process (`python -X importtime`), by package: "

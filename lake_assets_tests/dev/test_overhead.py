@@ -10,7 +10,7 @@ pytest.importorskip(
     "polars", reason="the bench extra is not installed (pip install -e '.[bench]' or make install)"
 )
 
-from lake_dev import bench, overhead  # noqa: E402
+from lake_dev import bench, every_service, overhead  # noqa: E402
 
 # A CLI run as its events say it went: two steps, started 100.0 on the clock, exited at 107.0.
 CLI_EVENTS = [
@@ -66,6 +66,44 @@ def test_a_queued_run_charges_the_queue_and_the_run_worker_start():
     }
     assert sum(split.values()) == 6.25
     assert overhead.first_step_after_dequeue(events) == 3.0
+
+
+# A queued run of three steps, two at once: launched at 100.0, its SUCCESS seen at 109.0.
+MONTH_EVENTS = [
+    ("PIPELINE_ENQUEUED", None, 100.5),
+    ("PIPELINE_STARTING", None, 101.0),
+    ("PIPELINE_START", None, 103.0),
+    ("STEP_WORKER_STARTING", "raw", 103.25),
+    ("STEP_WORKER_STARTING", "lake", 103.5),
+    ("STEP_WORKER_STARTED", "raw", 104.0),
+    ("STEP_WORKER_STARTED", "lake", 104.5),
+    ("STEP_START", "raw", 104.25),
+    ("STEP_START", "lake", 104.5),
+    ("STEP_SUCCESS", "raw", 105.0),
+    ("STEP_SUCCESS", "lake", 106.0),
+    ("STEP_WORKER_STARTING", "marts", 106.0),
+    ("STEP_WORKER_STARTED", "marts", 106.5),
+    ("STEP_START", "marts", 107.0),
+    ("STEP_SUCCESS", "marts", 108.5),
+    ("PIPELINE_SUCCESS", None, 108.75),
+]
+
+
+def test_a_month_s_run_splits_into_a_timeline_that_adds_up_and_per_step_averages():
+    t = every_service.timeline(MONTH_EVENTS, 100.0, 109.0)
+    assert t == {
+        "launched, queued until the daemon takes it": 1.0,
+        "run worker: process start, imports, definitions": 2.0,
+        "run start until its first step process starts": 0.25,
+        "steps: first step process to the last step's end": 5.25,
+        "run end, until the UI's poll sees SUCCESS": 0.5,
+        "step process: fork, instance, plan": 0.75,
+        "step start-up: resources, log capture": 0.25,
+        "step body: the work, its checks and events": 1.25,
+        "steps": 3,
+        "at_once": 2,
+    }
+    assert sum(t[k] for k in every_service.TIMELINE) == 9.0
 
 
 IMPORTTIME = """\
@@ -124,3 +162,11 @@ def test_the_bench_overhead_section_runs_end_to_end_and_rewrites_its_block(tmp_p
     assert "ingest figures" in text and "old overhead" not in text
     assert text.endswith(f"{bench.OVERHEAD_END}\n\nReading.\n")
     assert "| step processes: fork, instance, plan |" in text and "| deployment |" in text
+    # A month of every service: in one process, and from the UI through the deployment.
+    month = report["every_service"]
+    timeline = month["timeline"]
+    assert (timeline["steps"], month["rounds"]) == (11, 1)
+    assert 1 <= timeline["at_once"] <= 2  # the multiprocess executor's default: one per core
+    assert abs(sum(timeline[k] for k in every_service.TIMELINE) - month["ui_s"]) < 0.01
+    assert month["work_s"] > 0 and all(timeline[k] >= 0 for k in every_service.TIMELINE)
+    assert "A month of every service (yellow 20,000, fhv 10,000, green 5,000 rows" in text
