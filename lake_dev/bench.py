@@ -573,12 +573,18 @@ def _backfill_through_deployment(months: list[Path], keys: list[str], work: Path
     }
 
 
+def generator_tag() -> str:
+    """Generated data is cached under this: a file made by an older generator is not reused."""
+    from lake_dev import generator
+
+    return hashlib.sha256(Path(generator.__file__).read_bytes()).hexdigest()[:12]
+
+
 def month_files(root: Path, rows: int, count: int) -> list[Path]:
     """count consecutive months from MONTH, rows each, generated once and kept under root."""
     from lake_dev import generator
 
-    # Keyed by the generator's source too: a month made by an older generator is not reused.
-    tag = hashlib.sha256(Path(generator.__file__).read_bytes()).hexdigest()[:12]
+    tag = generator_tag()
     paths = []
     for month in _months(count):
         name = generator.month_file_name("yellow", month)

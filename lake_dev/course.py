@@ -19,7 +19,6 @@ keep the Parquet counts' shape, scaled to the course's total exactly.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -80,8 +79,9 @@ def plan(scale: float) -> dict[str, dict[date, int]]:
 
 def mirror(root: Path, scale: float, months: dict[str, dict[date, int]]) -> Path:
     """The course's files in the DataTalksClub layout, generated once per scale and generator."""
-    tag = hashlib.sha256(Path(generator.__file__).read_bytes()).hexdigest()[:12]
-    out = root / f"gen-{tag}" / f"course-{scale:g}"
+    from lake_dev.bench import generator_tag
+
+    out = root / f"gen-{generator_tag()}" / f"course-{scale:g}"
     started = time.monotonic()
     for service, counts in months.items():
         for month, rows in counts.items():

@@ -108,37 +108,6 @@ def measure_work(mirror: Path, scratch: Path, env: dict[str, str]) -> float:
     return json.loads(line.split(" ", 1)[1])["work_s"]
 
 
-def _launch_and_wait(url: str, keys: list[str], partition: str | None) -> tuple[str, float, float]:
-    """launchRun as the UI's Materialize sends it, until the run is seen to succeed: its id and
-    the wall clock's start and end."""
-    from lake_dev import bench, overhead
-    from lake_dev.deploy_local import LOCATION
-
-    tags = [{"key": "dagster/partition", "value": partition}] if partition else []
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": k.split("/")} for k in keys],
-        },
-        "executionMetadata": {"tags": tags},
-    }
-    started = time.time()
-    launched = bench._graphql(url, overhead.LAUNCH_RUN, {"p": params})["launchRun"]
-    if launched["__typename"] != "LaunchRunSuccess":
-        raise SystemExit(f"every_service: the deployment did not launch the run: {launched}")
-    run_id = launched["run"]["runId"]
-    while True:
-        status = bench._graphql(url, overhead.RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(0.05)
-    if status != "SUCCESS":
-        raise SystemExit(f"every_service: the run {run_id} ended {status}")
-    return run_id, started, time.time()
-
-
 # Wall-clock segments of a queued run whose steps overlap, in the order they happen.
 TIMELINE = (
     "launched, queued until the daemon takes it",
@@ -192,23 +161,17 @@ def timeline(events: list[tuple[str, str | None, float]], started: float, ended:
 
 
 def measure_ui(mirror: Path, scratch: Path) -> dict:
-    """The month launched through the deployment: wall seconds, and its phases from the run's
-    events (overhead.PHASES)."""
-    import dagster as dg
-
+    """The month launched through the deployment: wall seconds, and its timeline from the run's
+    events."""
     from lake_dev import bench, overhead
 
     work = Path(tempfile.mkdtemp(prefix="every_service_ui_", dir=scratch))
     stack = bench.deployment(work, settings_env(mirror, work))
     try:
         stack.start()
-        _launch_and_wait(stack.url, zones(), None)
-        run_id, started, ended = _launch_and_wait(stack.url, selection(), MONTH)
-        with (
-            overhead._environ(stack.process_env()),
-            dg.DagsterInstance.from_config(str(stack.home)) as instance,
-        ):
-            events = overhead._events(instance, run_id)
+        overhead.launch_and_wait(stack.url, zones(), None)
+        run_id, started, ended = overhead.launch_and_wait(stack.url, selection(), MONTH)
+        events = overhead.run_events(stack, run_id)
     finally:
         stack.stop()
     return {"wall_s": round(ended - started, 3), "timeline": timeline(events, started, ended)}

@@ -173,46 +173,59 @@ LAUNCH_RUN = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) 
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
+def launch_and_wait(url: str, keys: list[str], partition: str | None) -> tuple[str, float, float]:
+    """launchRun of keys as the UI's Materialize sends it, polled until the run has succeeded:
+    its id and the wall clock (time.time) at the launch and when SUCCESS was seen."""
+    from lake_dev import bench
+    from lake_dev.deploy_local import LOCATION
+
+    tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": k.split("/")} for k in keys],
+        },
+        "executionMetadata": {"tags": tags},
+    }
+    started = time.time()
+    launched = bench._graphql(url, LAUNCH_RUN, {"p": params})["launchRun"]
+    if launched["__typename"] != "LaunchRunSuccess":
+        raise SystemExit(f"overhead: the deployment did not launch the run: {launched}")
+    run_id = launched["run"]["runId"]
+    while True:
+        status = bench._graphql(url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(0.05)
+    if status != "SUCCESS":
+        raise SystemExit(f"overhead: the deployment's run {run_id} ended {status}")
+    return run_id, started, time.time()
+
+
+def run_events(stack, run_id: str) -> list[Event]:
+    """The run's events, read from the stack's instance."""
+    import dagster as dg
+
+    with _environ(stack.process_env()), dg.DagsterInstance.from_config(str(stack.home)) as inst:
+        return _events(inst, run_id)
+
+
 def measure_daemon(src: Path, scratch: Path) -> dict:
     """The same month launched as the UI's Materialize does (launchRun), queued and started by
     the daemon of make deploy-local's stack (started before the clock)."""
-    import dagster as dg
-
     from lake_dev import bench
-    from lake_dev.deploy_local import LOCATION
 
     work = Path(tempfile.mkdtemp(prefix="overhead_daemon_", dir=scratch))
     bench._land_raw(src, work / "lake")
     stack = bench.deployment(work, bench._lake_settings(src, work))
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
-    params = {
-        "selector": {
-            **selector,
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": k.split("/")} for k in bench.TRIP_STEPS.split(",")],
-        },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": bench.MONTH_KEY}]},
-    }
     try:
         stack.start()
-        started = time.time()
-        launched = bench._graphql(stack.url, LAUNCH_RUN, {"p": params})["launchRun"]
-        if launched["__typename"] != "LaunchRunSuccess":
-            raise SystemExit(f"overhead: the deployment did not launch the run: {launched}")
-        run_id = launched["run"]["runId"]
-        while True:
-            status = bench._graphql(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                break
-            time.sleep(0.05)
-        ended = time.time()
-        if status != "SUCCESS":
-            raise SystemExit(f"overhead: the deployment's run ended {status}; see {stack.root}")
-        with (
-            _environ(stack.process_env()),
-            dg.DagsterInstance.from_config(str(stack.home)) as instance,
-        ):
-            events = _events(instance, run_id)
+        run_id, started, ended = launch_and_wait(
+            stack.url, bench.TRIP_STEPS.split(","), bench.MONTH_KEY
+        )
+        events = run_events(stack, run_id)
     finally:
         stack.stop()
     return {
