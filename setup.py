@@ -1,4 +1,5 @@
-# Packaging lives in pyproject.toml; this shim keeps `python setup.py develop` and older tools working.
+# Packaging lives in pyproject.toml; this shim keeps `python setup.py develop` and older tools
+# working.
 from setuptools import setup
 
 setup()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from lake_assets.assets.warehouse import WAREHOUSE_POOL
+from lake_assets.assets.warehouse import WAREHOUSE_POOL, WRITER_TAG
 from lake_assets.instance import free_dead_runs_slots
 
 CODE_LOCATION = "lake_assets.definitions"
@@ -64,13 +64,20 @@ MULTIPROCESS = dg.ExecutorDefinition(
 )
 
 
+# A run starts its warehouse writers one after another itself: they wait for each other without
+# asking the pool (whose turned-away steps retry a second later) and a writer that ends hands
+# over at once. Other runs' writers are still held apart by the pool.
+ONE_WRITER_PER_RUN = [{"key": WRITER_TAG, "value": WAREHOUSE_POOL, "limit": 1}]
+
+
 def step_executor() -> dg.ExecutorDefinition:
     """Steps run in subprocesses forked from a server that has already imported this code
     location, instead of each starting Python and loading it again (about a second per step).
     Windows has no forkserver: there they are spawned."""
+    config: dict[str, object] = {"tag_concurrency_limits": ONE_WRITER_PER_RUN}
     if "forkserver" in multiprocessing.get_all_start_methods():
-        return MULTIPROCESS.configured({"start_method": {"forkserver": {}}})
-    return MULTIPROCESS
+        config["start_method"] = {"forkserver": {}}
+    return MULTIPROCESS.configured(config)
 
 
 def freeze_loaded_objects() -> None:

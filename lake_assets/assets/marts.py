@@ -9,7 +9,7 @@ import dagster as dg
 from lake_assets import identity, marts_sql, quality, steps
 from lake_assets.assets import checks, ranges
 from lake_assets.assets.lake import table_schema
-from lake_assets.assets.warehouse import WAREHOUSE_POOL
+from lake_assets.assets.warehouse import WAREHOUSE_POOL, WRITER_TAGS
 from lake_assets.automation import FOLLOW_UPSTREAM
 from lake_assets.partitions import RANGE_IN_ONE_RUN, partition_months
 from lake_assets.resources import Warehouse
@@ -86,6 +86,7 @@ def build_mart_asset(
         partitions_def=partitions,
         deps=SOURCES,
         pool=WAREHOUSE_POOL,
+        op_tags=WRITER_TAGS,
         code_version="1",
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},

@@ -16,6 +16,11 @@ from lake_assets.schemas import SERVICES, TAXI_ZONES, contract_for
 # One writer at a time for the DuckDB file; dagster.yaml limits this pool to 1 and the DuckDB
 # resource also waits for the file lock on its own.
 WAREHOUSE_POOL = "warehouse"
+# The same steps, tagged so that a run's own executor starts them one at a time (executor.py):
+# the pool would also hold them apart, but a step the pool turns away tries again only a second
+# later, a second lost at every hand-over between steps of one run.
+WRITER_TAG = "lake_assets/writer"
+WRITER_TAGS = {WRITER_TAG: WAREHOUSE_POOL}
 
 
 def build_warehouse_trip_asset(
@@ -31,6 +36,7 @@ def build_warehouse_trip_asset(
         backfill_policy=RANGE_IN_ONE_RUN,
         deps=[dg.AssetKey(identity.trip_key(identity.LAKE, service))],
         pool=WAREHOUSE_POOL,
+        op_tags=WRITER_TAGS,
         code_version="2",
         automation_condition=FOLLOW_UPSTREAM,
         kinds={"duckdb", "table"},
@@ -75,6 +81,7 @@ def build_warehouse_trip_asset(
     group_name=identity.WAREHOUSE,
     deps=[dg.AssetKey(identity.zones_key(identity.LAKE))],
     pool=WAREHOUSE_POOL,
+    op_tags=WRITER_TAGS,
     code_version="2",
     automation_condition=FOLLOW_UPSTREAM,
     kinds={"duckdb", "table"},

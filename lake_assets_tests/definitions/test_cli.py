@@ -97,6 +97,8 @@ def test_one_month_of_every_service_in_one_multiprocess_run(http_server, setting
     out = _wait(_materialize(_env(settings, home), trip_selection(), "2021-07"))
     assert "RUN_SUCCESS" in out
     assert "Executing steps using multiprocess executor" in out
+    # The run starts its writers one after another itself: none is turned away by the pool.
+    assert "blocked by limit for pool" not in out
     for service, rows in (("yellow", 5000), ("green", 1000), ("fhv", 3000)):
         assert month_counts(settings.duckdb_path, f"{service}_tripdata") == {"2021-07": rows}
     # The marts take a range of months in one run.

@@ -7,8 +7,11 @@ import pytest
 import tomllib
 import yaml
 
+from lake_assets.assets.warehouse import WAREHOUSE_POOL, WRITER_TAG
 from lake_assets.definitions import build_definitions
+from lake_assets.executor import ONE_WRITER_PER_RUN
 from lake_assets.partitions import build_monthly_partitions
+from lake_assets.schemas import SERVICES
 from lake_assets.settings import Settings
 from lake_assets_tests.conftest import REPO  # noqa: E402
 
@@ -231,11 +234,30 @@ def test_every_job_forks_its_steps_from_a_forkserver_where_there_is_one(monkeypa
         config = job.executor_def.config_schema.resolve_config({}).value["config"]
         assert job.executor_def.name == "multiprocess"
         assert config["start_method"] == {"forkserver": {}}, job.name
+        assert config["tag_concurrency_limits"] == ONE_WRITER_PER_RUN, job.name
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     for job in build_definitions(Settings()).resolve_all_job_defs():
-        # Not configured: the multiprocess executor's own schema, whose default is spawn.
+        config = job.executor_def.config_schema.resolve_config({}).value["config"]
+        # No start method chosen: the multiprocess executor's own default, spawn.
         assert job.executor_def.name == "multiprocess", job.name
-        assert job.executor_def.config_schema is dg.multiprocess_executor.config_schema
+        assert "start_method" not in config, job.name
+        assert config["tag_concurrency_limits"] == ONE_WRITER_PER_RUN, job.name
+
+
+def test_the_runs_writer_limit_covers_exactly_the_warehouse_pool():
+    """A run starts its own warehouse writers one at a time by their tag: a writer without it
+    would meet the others only in the pool, and a tagged step outside the pool would wait for
+    no reason."""
+    defs = build_definitions(Settings())
+    pooled, tagged = set(), set()
+    for asset in defs.assets:
+        node = asset.node_def
+        if node.pool == WAREHOUSE_POOL:
+            pooled.add(node.name)
+        if node.tags.get(WRITER_TAG) == WAREHOUSE_POOL:
+            tagged.add(node.name)
+    assert tagged == pooled
+    assert len(pooled) == 2 + len(SERVICES) + 1  # two marts, a table per service, the zones
 
 
 def test_partitioned_assets_declare_their_checks():
