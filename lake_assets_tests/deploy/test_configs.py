@@ -126,7 +126,12 @@ def test_helm_values_make_the_same_choices_as_the_instance():
     assert helm_mon["pollIntervalSeconds"] == monitoring["poll_interval_seconds"]
     assert helm_mon["freeSlotsAfterRunEndSeconds"] == monitoring["free_slots_after_run_end_seconds"]
     assert helm["telemetry"] == instance["telemetry"] == {"enabled": False}
-    scheme = instance["storage"]["postgres"]["postgres_db"]["scheme"]
+    storage = instance["storage"]["custom"]
+    assert (storage["module"], storage["class"]) == (
+        "lake_assets.postgres_storage",
+        "PooledPostgresStorage",
+    )
+    scheme = storage["config"]["postgres_db"]["scheme"]
     assert helm["postgresql"]["postgresqlScheme"] == scheme == "postgresql+psycopg2"
     (user,) = helm["dagster-user-deployments"]["deployments"]
     assert user["dagsterApiGrpcArgs"] == ["-m", "lake_assets.definitions"]
@@ -225,6 +230,6 @@ def test_no_password_is_written_in_a_shipped_file():
     assert compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == (
         "${DAGSTER_PG_PASSWORD:?set DAGSTER_PG_PASSWORD}"
     )
-    assert _yaml("dagster.yaml")["storage"]["postgres"]["postgres_db"]["password"] == {
+    assert _yaml("dagster.yaml")["storage"]["custom"]["config"]["postgres_db"]["password"] == {
         "env": "DAGSTER_PG_PASSWORD"
     }
