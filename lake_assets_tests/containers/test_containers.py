@@ -76,6 +76,12 @@ def _wait(stack: Stack, condition, timeout: float, what: str):
     return value
 
 
+def _assert_run_containers_removed(stack: Stack) -> None:
+    """A run's worker records the run's end a moment before its process exits and Docker
+    removes the container, so the removal is awaited, not assumed."""
+    _wait(stack, lambda: stack.run_containers() == [], 30, "the run containers' removal")
+
+
 def _tags(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["tags"]}
 
@@ -89,12 +95,16 @@ def _run_backfill(stack: Stack, months: list[str], during=None) -> dict:
         stack, lambda: _backfill_ended(stack, launched["backfillId"]), 480, "the backfill"
     )
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
-    assert {r["status"] for r in backfill["runs"]} == {"SUCCESS"}
+    # Every run succeeded, or died (a daemon killed before launching it) and its one retry did.
+    succeeded = {r["runId"] for r in backfill["runs"] if r["status"] == "SUCCESS"}
+    for run in backfill["runs"]:
+        if run["status"] != "SUCCESS":
+            assert _tags(run).get("dagster/auto_retry_run_id") in succeeded, run
     # Each run was a container of the project's image, and none is left.
     for run in backfill["runs"]:
         tags = _tags(run)
         assert tags["dagster/image"] == "lake_assets:latest" and tags["docker/container_id"]
-    assert stack.run_containers() == []
+    _assert_run_containers_removed(stack)
     return backfill
 
 
@@ -149,7 +159,7 @@ def test_terminate_stops_the_run_container_and_the_run_is_canceled(stack: Stack)
     assert terminated["__typename"] == "TerminateRunSuccess", terminated
     _wait(stack, lambda: status() in ENDED, 120, "the run to end")
     assert status() == "CANCELED"
-    assert stack.run_containers() == []
+    _assert_run_containers_removed(stack)
     # Nothing of the canceled month reached the warehouse; the months before are untouched.
     assert stack.warehouse_counts("yellow_tripdata") == before
 
@@ -206,7 +216,7 @@ def test_down_and_up_keep_the_data_and_the_run_history(stack: Stack):
     run_id = _launch_run(stack, "green", "2021-03")
     _wait(stack, lambda: _status(stack, run_id) in ENDED, 180, "the run")
     assert _status(stack, run_id) == "SUCCESS"
-    assert stack.run_containers() == []
+    _assert_run_containers_removed(stack)
     _assert_rows(stack, ["2021-01", "2021-02", "2021-03"])
 
 
