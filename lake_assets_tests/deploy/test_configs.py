@@ -125,6 +125,11 @@ def test_helm_values_make_the_same_choices_as_the_instance():
     assert helm_mon["startTimeoutSeconds"] == monitoring["start_timeout_seconds"]
     assert helm_mon["pollIntervalSeconds"] == monitoring["poll_interval_seconds"]
     assert helm_mon["freeSlotsAfterRunEndSeconds"] == monitoring["free_slots_after_run_end_seconds"]
+    # Retries as the instance has them, from additionalInstanceConfig: not the chart's block too
+    # (two run_retries keys), which cannot say retry_on_asset_or_op_failure.
+    assert helm["dagsterDaemon"]["runRetries"] == {"enabled": False}
+    retries = {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
+    assert helm["additionalInstanceConfig"]["run_retries"] == instance["run_retries"] == retries
     assert helm["telemetry"] == instance["telemetry"] == {"enabled": False}
     storage = instance["storage"]["custom"]
     assert (storage["module"], storage["class"]) == (

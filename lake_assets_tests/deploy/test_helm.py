@@ -174,6 +174,7 @@ def test_the_chart_renders_the_shipped_instances_queue_and_dagster_accepts_it(un
     assert instance == {
         "run_coordinator": shipped["run_coordinator"],
         "concurrency": shipped["concurrency"],
+        "run_retries": shipped["run_retries"],
     }
 
 

@@ -4,6 +4,7 @@ the code server restarted; schedules, sensors and alerts ticked by the daemon.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from lake_assets import identity
 from lake_assets_tests.deploy.conftest import ROWS
 from lake_assets_tests.stack import BACKFILL, LAUNCH_RUN, LOCATION
+from lake_dev.deploy_local import instance_yaml
 
 pytestmark = pytest.mark.deploy
 
@@ -162,6 +164,51 @@ def test_the_code_server_restarts_and_the_webserver_reloads_it(stack):
     con = duckdb.connect(stack.deployment.env["DUCKDB_PATH"], read_only=True)
     assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
     con.close()
+
+
+def test_a_run_the_killed_daemon_took_off_the_queue_but_never_launched_is_retried(stack):
+    """The hole a daemon killed mid-launch leaves: the run is STARTING and no process runs it.
+    Run monitoring fails it at the start timeout and run retries launch it again (a backfill
+    waits for that retry), so the work converges instead of ending failed."""
+    stack.deployment.stop_process("daemon", signal.SIGKILL)
+    run_id = _launch(stack, "taxi_zones_job")  # queued: no daemon takes it
+    timeout = instance_yaml()["run_monitoring"]["start_timeout_seconds"]
+    with stack.instance() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run.status == dg.DagsterRunStatus.QUEUED
+        # What the daemon writes just before it calls the launcher, dated as if it had been
+        # killed that long ago, so the test does not sit out the timeout.
+        starting = dg.DagsterEvent(dg.DagsterEventType.RUN_STARTING.value, job_name=run.job_name)
+        instance.handle_new_event(
+            dg.EventLogEntry(
+                error_info=None,
+                level=logging.DEBUG,
+                user_message="",
+                run_id=run_id,
+                timestamp=time.time() - timeout - 1,
+                dagster_event=starting,
+                job_name=run.job_name,
+            )
+        )
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTING
+    stack.deployment.spawn("daemon")
+    stack.deployment.wait_ready("daemon")
+
+    def retried():
+        with stack.instance() as instance:
+            retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
+            return retries[0] if retries and retries[0].is_finished else None
+
+    retry = stack.wait(retried, 300, "the retry")
+    assert retry.status == dg.DagsterRunStatus.SUCCESS
+    assert retry.tags["dagster/retry_number"] == "1"
+    with stack.instance() as instance:
+        failure = instance.get_run_by_id(run_id)
+        assert failure.status == dg.DagsterRunStatus.FAILURE
+        (event,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert f"taking longer than {timeout} seconds to start" in event.message
+    con = duckdb.connect(stack.deployment.env["DUCKDB_PATH"], read_only=True)
+    assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
 
 
 def test_migrate_twice_is_a_no_op_and_a_second_process_sees_the_same_runs(stack):
