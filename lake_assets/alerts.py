@@ -23,6 +23,8 @@ _ASSIGNED_SECRET = re.compile(
     re.IGNORECASE,
 )
 MAX_ERROR_CHARS = 1500
+# The tag Dagster puts on a failed run that its run retries will launch again (no public name).
+WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -89,6 +91,7 @@ def run_failure_message(alerts: AlertWebhook, run: dg.DagsterRun, step: str, err
             "partition": partition,
             "step": step,
             "error": alerts.redacted(error),
+            "retry": "automatic (run retries)" if run.tags.get(WILL_RETRY_TAG) == "true" else None,
         },
     )
 

@@ -58,6 +58,7 @@ def test_a_failed_run_posts_exactly_one_alert_without_secrets(http_server, setti
     assert fields["partition"] == "2020-02"
     assert fields["step"] == "raw__yellow_tripdata"
     assert "yellow_tripdata_2020-02.csv.gz?<redacted>: HTTP 404" in fields["error"]
+    assert "retry" not in fields  # the instance has no run retries
     assert "s3cr3t" not in str(message)
     assert webhook.url not in str(message)
 

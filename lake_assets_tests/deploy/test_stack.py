@@ -207,8 +207,13 @@ def test_a_run_the_killed_daemon_took_off_the_queue_but_never_launched_is_retrie
         assert failure.status == dg.DagsterRunStatus.FAILURE
         (event,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
         assert f"taking longer than {timeout} seconds to start" in event.message
+    # Its alert says that a retry follows.
+    (post,) = stack.wait(lambda: [p for p in stack.posts if run_id in str(p)], 180, "the alert")
+    fields = {f["title"]: f["value"] for f in post["attachments"][0]["fields"]}
+    assert fields["retry"] == "automatic (run retries)"
     con = duckdb.connect(stack.deployment.env["DUCKDB_PATH"], read_only=True)
     assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
+    con.close()
 
 
 def test_migrate_twice_is_a_no_op_and_a_second_process_sees_the_same_runs(stack):
@@ -304,5 +309,6 @@ def test_a_failed_run_posts_one_alert_through_the_daemon(stack):
         fields = {f["title"]: f["value"] for f in post["attachments"][0]["fields"]}
         assert fields["partition"] == "2021-06"
         assert "no such file" in fields["error"]
+        assert "retry" not in fields  # a step's own failure: run retries leave it
     finally:
         missing.with_suffix(".gone").rename(missing)
