@@ -168,8 +168,10 @@ def test_the_code_server_restarts_and_the_webserver_reloads_it(stack):
 
 def test_a_run_the_killed_daemon_took_off_the_queue_but_never_launched_is_retried(stack):
     """The hole a daemon killed mid-launch leaves: the run is STARTING and no process runs it.
-    Run monitoring fails it at the start timeout and run retries launch it again (a backfill
-    waits for that retry), so the work converges instead of ending failed."""
+    Run monitoring fails it at the start timeout and run retries launch it again, so the work
+    converges instead of ending failed."""
+    # A run status sensor starts from its first tick: a failure before it is not its to post.
+    stack.wait(lambda: _ticks(stack, "sensor", "run_failure_alert"), 120, "the alert's first tick")
     stack.deployment.stop_process("daemon", signal.SIGKILL)
     run_id = _launch(stack, "taxi_zones_job")  # queued: no daemon takes it
     timeout = instance_yaml()["run_monitoring"]["start_timeout_seconds"]
@@ -207,6 +209,10 @@ def test_a_run_the_killed_daemon_took_off_the_queue_but_never_launched_is_retrie
         assert failure.status == dg.DagsterRunStatus.FAILURE
         (event,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
         assert f"taking longer than {timeout} seconds to start" in event.message
+        # The retry, not an earlier test, built the zones the warehouse now has.
+        key = dg.AssetKey(identity.zones_key(identity.WAREHOUSE))
+        latest = instance.get_latest_materialization_event(key)
+        assert latest.run_id == retry.run_id
     # Its alert says that a retry follows.
     (post,) = stack.wait(lambda: [p for p in stack.posts if run_id in str(p)], 180, "the alert")
     fields = {f["title"]: f["value"] for f in post["attachments"][0]["fields"]}
