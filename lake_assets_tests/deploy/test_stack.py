@@ -142,6 +142,15 @@ def _launch(stack, job: str, partition: str | None = None) -> str:
     return result["run"]["runId"]
 
 
+def _alerts(stack, run_id: str) -> list[dict]:
+    """What the webhook received about this run."""
+    return [p for p in stack.posts if run_id in str(p)]
+
+
+def _fields(post: dict) -> dict[str, str]:
+    return {f["title"]: f["value"] for f in post["attachments"][0]["fields"]}
+
+
 def _finished(stack, run_id: str):
     with stack.instance() as instance:
         run = instance.get_run_by_id(run_id)
@@ -214,9 +223,8 @@ def test_a_run_the_killed_daemon_took_off_the_queue_but_never_launched_is_retrie
         latest = instance.get_latest_materialization_event(key)
         assert latest.run_id == retry.run_id
     # Its alert says that a retry follows.
-    (post,) = stack.wait(lambda: [p for p in stack.posts if run_id in str(p)], 180, "the alert")
-    fields = {f["title"]: f["value"] for f in post["attachments"][0]["fields"]}
-    assert fields["retry"] == "automatic (run retries)"
+    (post,) = stack.wait(lambda: _alerts(stack, run_id), 180, "the alert")
+    assert _fields(post)["retry"] == "automatic (run retries)"
     con = duckdb.connect(stack.deployment.env["DUCKDB_PATH"], read_only=True)
     assert con.execute("SELECT count(*) FROM nyc_taxi.taxi_zones").fetchone() == (265,)
     con.close()
@@ -308,11 +316,10 @@ def test_a_failed_run_posts_one_alert_through_the_daemon(stack):
         assert stack.wait(lambda: _finished(stack, run_id), 300, "the run") == (
             dg.DagsterRunStatus.FAILURE
         )
-        mine = lambda: [p for p in stack.posts if run_id in str(p)]  # noqa: E731
-        stack.wait(mine, 180, "the alert")
+        stack.wait(lambda: _alerts(stack, run_id), 180, "the alert")
         time.sleep(45)  # the sensor ticks again: still one post for this run
-        (post,) = mine()
-        fields = {f["title"]: f["value"] for f in post["attachments"][0]["fields"]}
+        (post,) = _alerts(stack, run_id)
+        fields = _fields(post)
         assert fields["partition"] == "2021-06"
         assert "no such file" in fields["error"]
         assert "retry" not in fields  # a step's own failure: run retries leave it
